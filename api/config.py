@@ -1,0 +1,116 @@
+"""All of Shelf's configuration, read from environment variables in one place.
+
+Every setting has a default that works on a developer machine, except the
+secrets: outside development (``SHELF_ENV`` other than ``development`` or
+``test``) a missing ``SHELF_API_TOKENS`` or ``SHELF_SECRET_KEY`` refuses to
+start rather than run with a guessable value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEV_TOKEN = "dev-token"
+"""Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
+
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+"""Signs pagination cursors in development when ``SHELF_SECRET_KEY`` is unset."""
+
+RELAXED_ENVS = ("development", "test")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the app refuses to start."""
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def parse_tokens(raw: str) -> dict[str, str]:
+    """Parse ``name:token,token2`` into ``{name: token}``; unnamed tokens get ``token-N``.
+
+    Names let an operator revoke one client's token without touching the others.
+    """
+    tokens: dict[str, str] = {}
+    for index, item in enumerate(part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, token = item.partition(":")
+        if not sep:
+            name, token = f"token-{index + 1}", item
+        if not token or not name:
+            raise ConfigError("SHELF_API_TOKENS entries must be 'token' or 'name:token'")
+        tokens[name] = token
+    return tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/shelf"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_tokens: dict[str, str] = field(default_factory=lambda: {"dev": DEV_TOKEN})
+    secret_key: str = DEV_SECRET_KEY
+    max_body_bytes: int = 1024 * 1024
+    db_pool_size: int = 5
+    db_statement_timeout_ms: int = 5000
+    log_level: str = "INFO"
+    demo_products: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        shelf_env = env.get("SHELF_ENV", "development")
+        relaxed = shelf_env in RELAXED_ENVS
+        tokens_raw = env.get("SHELF_API_TOKENS", "")
+        secret = env.get("SHELF_SECRET_KEY", "")
+        if not relaxed and not tokens_raw:
+            raise ConfigError("SHELF_API_TOKENS is required outside development")
+        if not relaxed and not secret:
+            raise ConfigError("SHELF_SECRET_KEY is required outside development")
+        return cls(
+            env=shelf_env,
+            database_url=normalize_database_url(env.get("DATABASE_URL") or cls.database_url),
+            redis_url=env.get("REDIS_URL") or cls.redis_url,
+            api_tokens=parse_tokens(tokens_raw) if tokens_raw else {"dev": DEV_TOKEN},
+            secret_key=secret or DEV_SECRET_KEY,
+            max_body_bytes=_int(env, "SHELF_MAX_BODY_BYTES", cls.max_body_bytes),
+            db_pool_size=_int(env, "SHELF_DB_POOL_SIZE", cls.db_pool_size),
+            db_statement_timeout_ms=_int(
+                env, "SHELF_DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms
+            ),
+            log_level=env.get("SHELF_LOG_LEVEL", cls.log_level).upper(),
+            demo_products=_int(env, "SHELF_DEMO_PRODUCTS", cls.demo_products),
+        )
+
+    def replace(self, **changes) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual ``postgres://`` and ``postgresql://`` forms; we drive psycopg2."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url

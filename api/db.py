@@ -1,0 +1,80 @@
+"""The SQLAlchemy engine and the per-request session.
+
+Service functions take a ``Session`` argument and never look it up
+themselves, so a job or a test can call them without Flask. Views get the
+request's session from :func:`session`; it is closed when the app context
+ends. ``after_commit`` is the one place a write's side effects (cache
+invalidation, enqueueing) are registered: they run only once the transaction
+has committed, never for a rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Settings
+
+_PENDING = "shelf_after_commit"
+
+
+def make_engine(settings: Settings) -> Engine:
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "application_name": "shelf",
+        },
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_rollback", _drop_after_commit)
+    return factory
+
+
+def after_commit(db: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once ``db``'s current transaction commits; drop it on rollback."""
+    db.info.setdefault(_PENDING, []).append(callback)
+
+
+def _run_after_commit(db: Session) -> None:
+    for callback in db.info.pop(_PENDING, []):
+        callback()
+
+
+def _drop_after_commit(db: Session) -> None:
+    db.info.pop(_PENDING, None)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    engine = make_engine(settings)
+    app.extensions["shelf.engine"] = engine
+    app.extensions["shelf.sessionmaker"] = make_sessionmaker(engine)
+    app.teardown_appcontext(_close_session)
+
+
+def session() -> Session:
+    """The current request's session, opened on first use."""
+    if "db" not in g:
+        g.db = current_app.extensions["shelf.sessionmaker"]()
+    return g.db
+
+
+def engine() -> Engine:
+    return current_app.extensions["shelf.engine"]
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
