@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-DEV_TOKEN = "dev-token"
+DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
 """Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
 
-DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105
 """Signs pagination cursors in development when ``SHELF_SECRET_KEY`` is unset."""
 
 RELAXED_ENVS = ("development", "test")
@@ -95,9 +95,7 @@ class Settings:
             secret_key=secret or DEV_SECRET_KEY,
             max_body_bytes=_int(env, "SHELF_MAX_BODY_BYTES", cls.max_body_bytes),
             db_pool_size=_int(env, "SHELF_DB_POOL_SIZE", cls.db_pool_size),
-            db_statement_timeout_ms=_int(
-                env, "SHELF_DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms
-            ),
+            db_statement_timeout_ms=_int(env, "SHELF_DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
             log_level=env.get("SHELF_LOG_LEVEL", cls.log_level).upper(),
             demo_products=_int(env, "SHELF_DEMO_PRODUCTS", cls.demo_products),
         )

@@ -51,9 +51,7 @@ class Category(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(120))
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("categories.id", ondelete="RESTRICT")
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -141,15 +139,11 @@ class ProductRatingSummary(Base):
         Index("ix_rating_summaries_average", "average", "product_id"),
     )
 
-    product_id: Mapped[int] = mapped_column(
-        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
-    )
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
     review_count: Mapped[int] = mapped_column(Integer, server_default="0")
     # 0 when there are no reviews, so the rating sort needs no NULL handling.
     average: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default="0")
-    histogram: Mapped[list[int]] = mapped_column(
-        ARRAY(Integer), server_default=text("'{0,0,0,0,0}'")
-    )
+    histogram: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{0,0,0,0,0}'"))
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
