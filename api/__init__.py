@@ -6,16 +6,32 @@ import time, so tests and jobs can build an app against their own servers.
 
 from __future__ import annotations
 
+import redis
 from flask import Flask
 
-from . import cli, db
+from . import cli, db, errors, request_guards, request_log
 from .config import Settings
+from .openapi import OPENAPI_CONFIG, Api
+from .routes import categories, ops, products, reviews
+
+REDIS_TIMEOUT_SECONDS = 0.25
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["SHELF"] = settings
+    app.config.update(OPENAPI_CONFIG)
+    request_log.init_app(app, settings.log_level)
+    request_guards.init_app(app, settings.max_body_bytes)
     db.init_app(app, settings)
+    app.extensions["shelf.redis"] = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
+    api = Api(app)
+    for module in (products, reviews, categories):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(ops.blp)
+    errors.init_app(app)
     cli.init_app(app)
     return app

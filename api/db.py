@@ -29,14 +29,16 @@ def make_engine(settings: Settings) -> Engine:
         pool_pre_ping=True,
         connect_args={
             "connect_timeout": 5,
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            # UTC sessions: timestamps leave the API in UTC whatever the server's TimeZone.
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC",
             "application_name": "shelf",
         },
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    factory = sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, listeners: list | None = None) -> sessionmaker[Session]:
+    """Sessions whose ``info["listeners"]`` (shared list) hear of every committed write."""
+    factory = sessionmaker(engine, expire_on_commit=False, info={"listeners": listeners or []})
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_rollback", _drop_after_commit)
     return factory

@@ -105,7 +105,9 @@ class Product(Base):
     )
 
     category: Mapped[Category] = relationship(lazy="joined", innerjoin=True)
-    rating: Mapped[ProductRatingSummary] = relationship(lazy="joined", innerjoin=True)
+    rating: Mapped[ProductRatingSummary] = relationship(
+        lazy="joined", innerjoin=True, cascade="all, delete-orphan", passive_deletes=True
+    )
 
     # Optimistic concurrency: every UPDATE bumps version, and a concurrent
     # update of the same row fails instead of silently overwriting.

@@ -1,0 +1,34 @@
+"""Response helpers shared by the views: JSON bytes out, ETags, conditional requests."""
+
+from __future__ import annotations
+
+from flask import Response, request
+from werkzeug.http import unquote_etag
+
+from .errors import problem
+from .representations import Rendered
+
+JSON = "application/json"
+
+
+def send(rendered: Rendered, status: int = 200, headers: dict | None = None) -> Response:
+    """Send ``rendered``, or 304 when the client's If-None-Match already has it."""
+    tag, _weak = unquote_etag(rendered.etag)
+    if status == 200 and request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers={"ETag": rendered.etag, **(headers or {})})
+    response = Response(rendered.body, status=status, mimetype=JSON, headers=headers)
+    response.headers["ETag"] = rendered.etag
+    return response
+
+
+def check_if_match(current: Rendered) -> None:
+    """412 unless If-Match is absent or names the current representation (strong comparison)."""
+    if not request.if_match:
+        return
+    tag, _weak = unquote_etag(current.etag)
+    if not request.if_match.contains(tag):
+        raise problem(412, "If-Match does not match the current representation; fetch it again")
+
+
+def no_content() -> Response:
+    return Response(status=204)

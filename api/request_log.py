@@ -1,0 +1,68 @@
+"""One JSON log line per request, tied together by a request id.
+
+The id is taken from the client's ``X-Request-ID`` when it is a sane token
+(so a proxy's id carries through) and generated otherwise; it is echoed in
+the response and in every problem body. Query strings and headers are not
+logged, so tokens never reach the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+
+import orjson
+from flask import Flask, g, request
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+log = logging.getLogger("shelf.request")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name}
+        line["msg"] = record.getMessage()
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("shelf")
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _finish(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    fields = {
+        "request_id": g.get("request_id"),
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round(elapsed_ms, 2),
+        "remote_addr": request.remote_addr,
+    }
+    log.info("request", extra={"fields": fields})
+    return response
+
+
+def init_app(app: Flask, level: str) -> None:
+    configure_logging(level)
+    app.before_request(_start)
+    app.after_request(_finish)

@@ -1,0 +1,1 @@
+"""HTTP views, one module per resource. Views parse, call a service, respond."""

@@ -1,0 +1,166 @@
+"""Product reads and writes, free of HTTP.
+
+Every function takes the SQLAlchemy session it works in. Writes flush, turn
+database constraint violations into domain errors, and register their side
+effects with :mod:`api.services.effects`, which runs them only after commit;
+the caller (a view, a job, a test) owns the commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from ..models import Category, Product, ProductRatingSummary, Review
+from . import aggregates, effects
+from .categories import get_category_by_slug, subtree_ids
+from .constraints import flush_or_raise
+from .errors import InvalidInput, NotFound
+from .slugs import slugify
+
+# sort name -> (column, descending)
+SORT_COLUMNS = {
+    "name": (Product.name, False),
+    "price": (Product.price, False),
+    "-price": (Product.price, True),
+    "rating": (ProductRatingSummary.average, False),
+    "-rating": (ProductRatingSummary.average, True),
+    "newest": (Product.created_at, True),
+}
+
+
+MAX_ID = 2**31 - 1
+
+
+def get_product(db: Session, product_id: int, *, include_inactive: bool = False) -> Product:
+    product = db.get(Product, product_id, populate_existing=True) if 0 < product_id <= MAX_ID else None
+    if product is None or not (product.is_active or include_inactive):
+        raise NotFound(f"product {product_id} not found")
+    return product
+
+
+def list_products(db: Session, query: dict, after: list | None) -> tuple[list[Product], list | None]:
+    """One page of active products and the key to continue after, or None on the last page."""
+    column, descending = SORT_COLUMNS[query["sort"]]
+    stmt = _filtered(db, query).order_by(
+        column.desc() if descending else column, Product.id.desc() if descending else Product.id
+    )
+    if after is not None:
+        key = tuple_(column, Product.id)
+        bound = tuple_(*_parse_key(query["sort"], after))
+        stmt = stmt.where(key < bound if descending else key > bound)
+    rows = list(db.scalars(stmt.limit(query["limit"] + 1)).unique())
+    if len(rows) <= query["limit"]:
+        return rows, None
+    rows = rows[: query["limit"]]
+    return rows, sort_key(query["sort"], rows[-1])
+
+
+def _filtered(db: Session, query: dict) -> Select:
+    stmt = select(Product).join(Product.rating).where(Product.is_active)
+    if query["category"] is not None:
+        category = get_category_by_slug(db, query["category"], field="category", error=InvalidInput)
+        stmt = stmt.where(Product.category_id.in_(subtree_ids(db, category.id)))
+    if query["brand"] is not None:
+        stmt = stmt.where(func.lower(Product.brand) == query["brand"])
+    if query["min_price"] is not None:
+        stmt = stmt.where(Product.price >= query["min_price"])
+    if query["max_price"] is not None:
+        stmt = stmt.where(Product.price <= query["max_price"])
+    if query["in_stock"] is not None:
+        stmt = stmt.where(Product.stock > 0 if query["in_stock"] else Product.stock == 0)
+    if query["q"] is not None:
+        stmt = stmt.where(Product.search.op("@@")(func.websearch_to_tsquery("english", query["q"])))
+    return stmt
+
+
+def sort_key(sort: str, product: Product) -> list:
+    """The JSON-safe keyset position of ``product`` under ``sort``."""
+    value = {
+        "name": product.name,
+        "price": str(product.price),
+        "-price": str(product.price),
+        "rating": str(product.rating.average),
+        "-rating": str(product.rating.average),
+        "newest": product.created_at.isoformat(),
+    }[sort]
+    return [value, product.id]
+
+
+def _parse_key(sort: str, key: list) -> tuple:
+    value, product_id = key
+    if not isinstance(value, str) or not isinstance(product_id, int):
+        raise InvalidInput("malformed cursor", field="cursor")
+    try:
+        if sort == "newest":
+            return datetime.fromisoformat(value), product_id
+        if sort != "name":
+            return Decimal(value), product_id
+    except ValueError as exc:
+        raise InvalidInput("malformed cursor", field="cursor") from exc
+    return value, product_id
+
+
+def create_product(db: Session, data: dict) -> Product:
+    category = get_category_by_slug(db, data.pop("category"), field="category", error=InvalidInput)
+    data.setdefault("slug", slugify(f"{data['name']} {data['sku']}"))
+    product = Product(**data, category=category)
+    product.rating = ProductRatingSummary()
+    db.add(product)
+    flush_or_raise(db)
+    effects.product_changed(db, product.id, {category.id})
+    return product
+
+
+def update_product(db: Session, product: Product, changes: dict) -> Product:
+    categories = {product.category_id}
+    if "category" in changes:
+        product.category = get_category_by_slug(
+            db, changes.pop("category"), field="category", error=InvalidInput
+        )
+        categories.add(product.category.id)
+    for name, value in changes.items():
+        setattr(product, name, value)
+    if db.is_modified(product):
+        flush_or_raise(db)
+        db.refresh(product)
+        effects.product_changed(db, product.id, categories)
+    return product
+
+
+def delete_product(db: Session, product: Product) -> None:
+    product_id, category_id = product.id, product.category_id
+    db.delete(product)
+    flush_or_raise(db)
+    effects.product_changed(db, product_id, {category_id})
+
+
+def add_review(db: Session, product: Product, data: dict) -> Review:
+    review = Review(product_id=product.id, **data)
+    db.add(review)
+    flush_or_raise(db)
+    # One product's summary is cheap and exact; do it in the write's transaction.
+    aggregates.recompute_product_ratings(db, [product.id])
+    effects.review_added(db, product.id, product.category_id)
+    return review
+
+
+def list_reviews(db: Session, product_id: int, limit: int, after: list | None):
+    stmt = select(Review).where(Review.product_id == product_id)
+    if after is not None:
+        created, review_id = after
+        try:
+            bound = tuple_(datetime.fromisoformat(created), int(review_id))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("malformed cursor", field="cursor") from exc
+        stmt = stmt.where(tuple_(Review.created_at, Review.id) < bound)
+    stmt = stmt.order_by(Review.created_at.desc(), Review.id.desc()).limit(limit + 1)
+    rows = list(db.scalars(stmt))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, [rows[-1].created_at.isoformat(), rows[-1].id]
+
