@@ -74,7 +74,12 @@ def handle_http_exception(error: HTTPException) -> Response:
         return render(500, title, "an internal error occurred; quote the request id when reporting it")
     if isinstance(error, Problem):
         return render(
-            status, title, error.description, type_=error.type, errors=error.errors, headers=error.extra_headers
+            status,
+            title,
+            error.description,
+            type_=error.type,
+            errors=error.errors,
+            headers=error.extra_headers,
         )
     data = getattr(error, "data", None) or {}
     if "messages" in data:  # webargs validation failure: {location: {field: [messages]}}

@@ -30,9 +30,7 @@ def new_product(category_, **overrides) -> dict:
     return body
 
 
-@pytest.mark.parametrize(
-    "header", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer", "bearer  "], ids=str
-)
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer", "bearer  "], ids=str)
 def test_writes_without_a_valid_token_are_401(client, category, header):
     headers = {"Authorization": header} if header else {}
     response = client.post("/v1/products", json=new_product(category), headers=headers)
@@ -124,9 +122,7 @@ def test_patch_with_stale_if_match_is_412_and_changes_nothing(client, engine, ca
     product = make_product(engine, category)
     etag = client.get(f"/v1/products/{product.id}").headers["ETag"]
     assert client.patch(f"/v1/products/{product.id}", json={"stock": 1}, headers=auth).status_code == 200
-    stale = client.patch(
-        f"/v1/products/{product.id}", json={"stock": 2}, headers={**auth, "If-Match": etag}
-    )
+    stale = client.patch(f"/v1/products/{product.id}", json={"stock": 2}, headers={**auth, "If-Match": etag})
     assert stale.status_code == 412
     assert client.get(f"/v1/products/{product.id}").get_json()["stock"] == 1
     fresh = client.get(f"/v1/products/{product.id}").headers["ETag"]
@@ -168,7 +164,9 @@ def test_wrong_content_type_is_415(client, category, auth):
 
 
 def test_malformed_json_is_400(client, auth):
-    response = client.post("/v1/products", data="{not json", headers={**auth, "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/products", data="{not json", headers={**auth, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
 

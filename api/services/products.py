@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from ..models import Category, Product, ProductRatingSummary, Review
+from ..models import Product, ProductRatingSummary, Review
 from . import aggregates, effects
 from .categories import get_category_by_slug, subtree_ids
 from .constraints import flush_or_raise
@@ -163,4 +163,3 @@ def list_reviews(db: Session, product_id: int, limit: int, after: list | None):
         return rows, None
     rows = rows[:limit]
     return rows, [rows[-1].created_at.isoformat(), rows[-1].id]
-
