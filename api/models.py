@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     DateTime,
@@ -74,7 +75,8 @@ class Product(Base):
         Index("ix_products_price_id", "price", "id", postgresql_where=text("is_active")),
         Index("ix_products_created_id", "created_at", "id", postgresql_where=text("is_active")),
         Index("ix_products_category_id", "category_id"),
-        Index("ix_products_brand", "brand", postgresql_where=text("is_active")),
+        # Brand filters are case-insensitive (equal queries must share one cache key).
+        Index("ix_products_brand", func.lower(text("brand")), postgresql_where=text("is_active")),
         Index("ix_products_in_stock", "id", postgresql_where=text("is_active AND stock > 0")),
         Index("ix_products_search", "search", postgresql_using="gin"),
     )
@@ -168,3 +170,18 @@ class CategoryStats(Base):
     average_rating: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
     review_count: Mapped[int] = mapped_column(Integer, server_default="0")
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CacheOutbox(Base):
+    """Cache invalidations written in the same transaction as the change they follow.
+
+    After commit the app applies a row to Redis and deletes it; if Redis was
+    unreachable (or the process died first) the row stays until a drain
+    replays it. See ``api.caching`` for who drains and when.
+    """
+
+    __tablename__ = "cache_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    invalidations: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('sku'),
     sa.UniqueConstraint('slug')
     )
-    op.create_index('ix_products_brand', 'products', ['brand'], unique=False, postgresql_where=sa.text('is_active'))
+    op.create_index('ix_products_brand', 'products', [sa.text('lower(brand)')], unique=False, postgresql_where=sa.text('is_active'))
     op.create_index('ix_products_category_id', 'products', ['category_id'], unique=False)
     op.create_index('ix_products_created_id', 'products', ['created_at', 'id'], unique=False, postgresql_where=sa.text('is_active'))
     op.create_index('ix_products_in_stock', 'products', ['id'], unique=False, postgresql_where=sa.text('is_active AND stock > 0'))
