@@ -1,0 +1,39 @@
+"""Gunicorn settings for Shelf: ``gunicorn -c gunicorn.conf.py 'api:create_app()'`` (make run, compose).
+
+Threaded workers (gthread) with HTTP keep-alive, read from environment variables. The defaults suit a
+2-core machine: 2 processes x 4 threads. Keep SHELF_DB_POOL_SIZE >= SHELF_WEB_THREADS so each thread
+can hold a database connection.
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+bind = f"{os.environ.get('SHELF_HOST') or '127.0.0.1'}:{_int('SHELF_PORT', 8000)}"
+worker_class = "gthread"
+workers = _int("SHELF_WEB_WORKERS", 2)
+threads = _int("SHELF_WEB_THREADS", 4)
+keepalive = _int("SHELF_WEB_KEEPALIVE", 5)  # seconds an idle keep-alive connection stays open
+timeout = _int("SHELF_WEB_TIMEOUT", 30)  # a worker silent this long is restarted
+graceful_timeout = _int("SHELF_WEB_GRACEFUL_TIMEOUT", 20)
+max_requests = _int("SHELF_WEB_MAX_REQUESTS", 0)  # recycle workers after N requests; 0 = never
+max_requests_jitter = max_requests // 10
+
+loglevel = (os.environ.get("SHELF_LOG_LEVEL") or "info").lower()
+accesslog = "-"
+errorlog = "-"
+
+# Gunicorn's control socket defaults to one shared path in $HOME; two servers on one machine (or a
+# read-only home in a container) would clash over it. Nothing here uses it.
+control_socket_disable = True
+
+# Heartbeat files on tmpfs where there is one (Docker's /tmp may be an overlay on disk).
+if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's own advice for containers
+    worker_tmp_dir = "/dev/shm"  # noqa: S108

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs Shelf locally (what `make run` does inside scripts/dev_services.py): creates the database if
+# missing, migrates and seeds it, then serves the API with gunicorn (gunicorn.conf.py) next to an rq
+# worker until Ctrl-C / SIGTERM, which stops both. Uses DATABASE_URL, REDIS_URL, SHELF_QUEUE_REDIS_URL,
+# SHELF_HOST, SHELF_PORT and SHELF_API_TOKENS from the environment; flask, gunicorn and rq come from PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+host="${SHELF_HOST:-127.0.0.1}"
+port="${SHELF_PORT:-8000}"
+url_host="$host"
+[[ "$url_host" == "0.0.0.0" ]] && url_host=127.0.0.1
+queue_url="${SHELF_QUEUE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
+pids=() # rq worker, gunicorn
+sleeper=""
+
+stop() {
+    trap '' INT TERM HUP
+    if [[ -n "$sleeper" ]]; then kill "$sleeper" 2>/dev/null || true; fi
+    if ((${#pids[@]})); then
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        wait "${pids[@]}" 2>/dev/null || true
+    fi
+}
+
+banner() {
+    local token="dev-token"
+    if [[ -n "${SHELF_API_TOKENS:-}" ]]; then # the first token, parsed as the app parses it
+        token="$(python -c 'import os; from api.config import parse_tokens
+print(next(iter(parse_tokens(os.environ["SHELF_API_TOKENS"]).values())))')"
+    fi
+    cat <<EOF
+
+  Shelf API     http://$url_host:$port
+  API docs      http://$url_host:$port/docs
+  Write token   $token   (header: Authorization: Bearer $token)
+  Queue worker  rq, queues high, default, low
+  Ctrl-C stops the API, the worker and any embedded database/Redis.
+
+EOF
+}
+
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap 'stop; exit 129' HUP # terminal closed: stop, rather than let gunicorn take it as "reload"
+
+if [[ -n "${DATABASE_URL:-}" ]]; then
+    python scripts/dev_services.py ensure-db
+fi
+flask --app api db upgrade
+flask --app api seed --if-empty
+
+rq worker --with-scheduler --url "$queue_url" high default low &
+pids+=($!)
+gunicorn -c gunicorn.conf.py 'api:create_app()' &
+pids+=($!)
+
+# Wait until gunicorn accepts connections (bash's /dev/tcp: no curl needed), then say where it is.
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/$url_host/$port") 2>/dev/null && break
+    kill -0 "${pids[1]}" 2>/dev/null || break
+    sleep 0.2
+done
+if kill -0 "${pids[1]}" 2>/dev/null; then
+    banner
+else
+    echo "run.sh: gunicorn did not start (is port $port taken? set SHELF_PORT)" >&2
+fi
+
+# Run until either process exits (or a signal arrives), then stop the other.
+status=0
+while kill -0 "${pids[0]}" 2>/dev/null && kill -0 "${pids[1]}" 2>/dev/null; do
+    sleep 1 &
+    sleeper=$!
+    wait "$sleeper" || true
+done
+for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" || status=$?
+        echo "run.sh: process $pid exited with status $status; stopping the rest" >&2
+        break
+    fi
+done
+stop
+exit "$status"

