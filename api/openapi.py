@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import http
 
-import marshmallow as ma
 import flask_smorest
+import marshmallow as ma
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
@@ -20,7 +20,11 @@ PROBLEM_MIMETYPE = "application/problem+json"
 
 
 class StrictParser(FlaskParser):
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
 
     def load_querystring(self, req, schema):
         repeated = sorted({key for key in req.args if len(req.args.getlist(key)) > 1})

@@ -14,7 +14,9 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 def _is_json(mimetype: str) -> bool:
-    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def check_body() -> None:

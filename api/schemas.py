@@ -46,7 +46,7 @@ class Price(fields.Decimal):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ma.ValidationError("Not a valid decimal; send a string like \"12.50\".")
+            raise ma.ValidationError('Not a valid decimal; send a string like "12.50".')
         number = super()._deserialize(str(value), attr, data, **kwargs)
         if not number.is_finite() or -Decimal(str(value)).as_tuple().exponent > 2:
             raise ma.ValidationError("At most two decimal places.")

@@ -22,7 +22,9 @@ def decode_cursor(query: dict) -> list | None:
     try:
         return pagination.decode(current_app.config["SHELF"].secret_key, query, query["cursor"])
     except pagination.InvalidCursor as exc:
-        raise problem(400, str(exc), errors=[{"field": "cursor", "in": "query", "message": str(exc)}]) from None
+        raise problem(
+            400, str(exc), errors=[{"field": "cursor", "in": "query", "message": str(exc)}]
+        ) from None
 
 
 def encode_cursor(query: dict, key: list | None) -> str | None:
