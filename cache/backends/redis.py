@@ -1,0 +1,184 @@
+"""The Redis backend: tight timeouts, no retries, and Lua for every check-then-write.
+
+Written by hand instead of going through Flask-Caching's RedisCache, which pickles values
+and offers no lease-checked write. The fill is a Lua script that stores only while the
+caller's lease token and the scope generation are unchanged, so an invalidation that lands
+during a slow computation can never be overwritten by the stale result. Scripts are
+registered once and run by EVALSHA; pipelines call EVALSHA directly (redis-py would add a
+SCRIPT EXISTS round trip) and load the script only if Redis answers NOSCRIPT. Every
+``redis.RedisError`` is reported as ``CacheUnavailable``; redis-py's retries are disabled
+because a retried timeout doubles the latency the timeout exists to bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..api import NO_VALUE, CacheUnavailable, Fill, Lookup, NoValue
+from ..config import REDIS_TIMEOUT_MS
+from ..keys import CacheKey
+
+# KEYS: entry, lease[, generation]  ARGV: token, value, ttl ms, expected generation
+FILL_SCRIPT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+if KEYS[3] and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS: entry, lease[, generation]  ARGV: token, ttl ms. Nil if the lease is taken, else
+# {generation, entry?}: re-reading under the lease catches a fill that landed since our GET.
+ACQUIRE_SCRIPT = """
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local generation = KEYS[3] and redis.call('GET', KEYS[3]) or '0'
+return {generation, redis.call('GET', KEYS[1])}
+"""
+
+# KEYS: lease  ARGV: token
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+PURGE_BATCH = 500
+
+
+class RedisBackend:
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._fill = client.register_script(FILL_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> RedisBackend:
+        """A backend with its own pool, ``timeout_ms`` socket timeouts and no client-side retries."""
+        seconds = timeout_ms / 1000
+        client = redis.Redis.from_url(
+            url, socket_timeout=seconds, socket_connect_timeout=seconds, retry=Retry(NoBackoff(), 0)
+        )
+        return cls(client)
+
+    def get(self, key: CacheKey) -> Lookup:
+        with _unavailable():
+            if key.generation is None:
+                return Lookup(_raw(self.client.get(key.entry)))
+            raw, generation = self.client.mget(key.entry, key.generation)
+        return Lookup(_raw(raw), int(generation or 0))
+
+    def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
+        with _unavailable():
+            reply = self._acquire(keys=_keys(key), args=[token, ttl_ms])
+        if reply is None:
+            return None
+        generation, raw = (reply + [None])[:2]  # Lua drops a trailing nil from the table
+        return Lookup(_raw(raw), int(generation))
+
+    def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key.lease, token, nx=True, px=ttl_ms)
+                if key.generation:
+                    pipe.get(key.generation)
+                else:
+                    pipe.echo(b"0")
+            replies = pipe.execute()
+        return [int(gen or 0) if won else None for won, gen in zip(replies[::2], replies[1::2], strict=True)]
+
+    def fill(self, fills: Sequence[Fill]) -> list[bool]:
+        with _unavailable():
+            if len(fills) == 1:
+                return [bool(self._fill(*_fill_args(fills[0])))]
+            return [bool(reply) for reply in self._fill_pipelined(fills)]
+
+    def release(self, key: CacheKey, token: str) -> None:
+        with _unavailable():
+            self._release(keys=[key.lease], args=[token])
+
+    def invalidate(self, keys: Iterable[CacheKey]) -> None:
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.delete(key.entry, key.lease)
+            pipe.execute()
+
+    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for generation_key in generation_keys:
+                pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
+            pipe.execute()
+
+    def count(self, counter_key: str, ttl_ms: int) -> int:
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            value, _ = pipe.incr(counter_key).pexpire(counter_key, ttl_ms).execute()
+        return int(value)
+
+    def purge(self, match: str, select: Callable[[str], bool]) -> int:
+        deleted = 0
+        with _unavailable():
+            for batch in _batches(self.client.scan_iter(match=match, count=PURGE_BATCH), select):
+                pipe = self.client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.unlink(key)  # one key per command: the batch spans cluster slots
+                deleted += sum(pipe.execute())
+        return deleted
+
+    def close(self) -> None:
+        self.client.close()
+        self.client.connection_pool.disconnect()
+
+    def _fill_pipelined(self, fills: Sequence[Fill]) -> list[object]:
+        try:
+            return self._evalsha_fills(fills)
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or SCRIPT FLUSH ran: load the script and replay the pipeline once.
+            self._fill.sha = self.client.script_load(FILL_SCRIPT)
+            return self._evalsha_fills(fills)
+
+    def _evalsha_fills(self, fills: Sequence[Fill]) -> list[object]:
+        pipe = self.client.pipeline(transaction=False)
+        for fill in fills:
+            keys, args = _fill_args(fill)
+            pipe.evalsha(self._fill.sha, len(keys), *keys, *args)
+        return pipe.execute()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _raw(value: bytes | None) -> bytes | NoValue:
+    return NO_VALUE if value is None else value
+
+
+def _keys(key: CacheKey) -> list[str]:
+    return [key.entry, key.lease] + ([key.generation] if key.generation else [])
+
+
+def _fill_args(fill: Fill) -> tuple[list[str], list[object]]:
+    return _keys(fill.key), [fill.token, fill.value, fill.ttl_ms, str(fill.generation)]
+
+
+def _batches(keys: Iterable[bytes], select: Callable[[str], bool]) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for key in keys:
+        if select(key.decode()):
+            batch.append(key)
+        if len(batch) >= PURGE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,115 @@
+"""Every Redis key the cache uses is built here, and only here.
+
+Layout: ``<prefix>:v<SCHEMA_VERSION>:{<tag>}:<kind>[:<params hash>]``. The ``{tag}`` is a
+Redis Cluster hash tag: an entry, its lease and (for scoped resources) its generation
+counter share one tag, so the Lua fill script and the MGET on a hit touch a single slot.
+Parameters arrive validated and normalized from the caller; they are serialized with
+sorted keys and hashed with blake2b, so parameter order never yields a new key. Bumping
+``SCHEMA_VERSION`` (when the cached body format changes) orphans every old key at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from hashlib import blake2b
+
+import orjson
+
+from .config import DEFAULT_KEY_PREFIX
+
+SCHEMA_VERSION = 1
+
+BODY, LEASE, GENERATION = "body", "lease", "gen"
+
+RESOURCE_TAGS = {"product": "p", "product_list": "l", "category_tree": "ct", "category": "c", "reviews": "r"}
+
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The keys of one cached resource; ``resource`` selects the TTL policy and metric labels."""
+
+    resource: str
+    entry: str
+    lease: str
+    generation: str | None = None
+
+
+class KeyBuilder:
+    """Builds ``CacheKey``s for each cached resource under one prefix and schema version."""
+
+    def __init__(self, prefix: str = DEFAULT_KEY_PREFIX, schema_version: int = SCHEMA_VERSION):
+        self.namespace = f"{_token(prefix)}:v{schema_version}"
+
+    def product(self, product_id: int) -> CacheKey:
+        return self._single("product", str(_id(product_id)))
+
+    def category_tree(self) -> CacheKey:
+        return self._single("category_tree", None)
+
+    def category(self, slug: str) -> CacheKey:
+        return self._single("category", _token(slug))
+
+    def product_list(self, params: Mapping, scope: str) -> CacheKey:
+        return self._scoped("product_list", _token(scope), params)
+
+    def reviews(self, product_id: int, params: Mapping) -> CacheKey:
+        return self._scoped("reviews", str(_id(product_id)), params)
+
+    def list_generation(self, scope: str) -> str:
+        """The generation counter ``Region.bump`` increments to drop every list page of ``scope``."""
+        return f"{self._tag('product_list', _token(scope))}:{GENERATION}"
+
+    def reviews_generation(self, product_id: int) -> str:
+        return f"{self._tag('reviews', str(_id(product_id)))}:{GENERATION}"
+
+    def negative_budget(self, window: int) -> str:
+        return f"{self.namespace}:negative-budget:{window}"
+
+    def pattern(self, resource: str | None = None) -> str:
+        """SCAN pattern for ``resource``; without one, every key under the prefix, any version."""
+        if resource is None:
+            return self.namespace.rsplit(":", 1)[0] + ":*"
+        return f"{self.namespace}:{{{RESOURCE_TAGS[resource]}[:}}]*"
+
+    def _tag(self, resource: str, ident: str | None) -> str:
+        tag = RESOURCE_TAGS[resource] if ident is None else f"{RESOURCE_TAGS[resource]}:{ident}"
+        return f"{self.namespace}:{{{tag}}}"
+
+    def _single(self, resource: str, ident: str | None) -> CacheKey:
+        base = self._tag(resource, ident)
+        return CacheKey(resource, f"{base}:{BODY}", f"{base}:{LEASE}")
+
+    def _scoped(self, resource: str, ident: str, params: Mapping) -> CacheKey:
+        base, digest = self._tag(resource, ident), params_digest(params)
+        return CacheKey(
+            resource, f"{base}:{BODY}:{digest}", f"{base}:{LEASE}:{digest}", f"{base}:{GENERATION}"
+        )
+
+
+def key_kind(key: str) -> str | None:
+    """``body``, ``lease`` or ``gen`` for a key built here, ``None`` for anything else."""
+    _, closed, rest = key.partition("}:")
+    kind = rest.split(":", 1)[0]
+    return kind if closed and kind in (BODY, LEASE, GENERATION) else None
+
+
+def params_digest(params: Mapping) -> str:
+    canonical = orjson.dumps(dict(params), option=orjson.OPT_SORT_KEYS)
+    return blake2b(canonical, digest_size=16).hexdigest()
+
+
+def _id(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a non-negative integer id, got {value!r}")
+    return value
+
+
+def _token(value: str) -> str:
+    # Braces would break the hash tag and glob characters would break purge patterns.
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise ValueError(f"expected 1-100 characters of [A-Za-z0-9_.:-], got {value!r}")
+    return value

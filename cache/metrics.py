@@ -1,0 +1,76 @@
+"""Cache metrics: one prometheus_client counter per event, labelled by resource, and a breaker gauge.
+
+Metrics are created against a registry passed in (never the global default), so tests read
+exact values and the app decides how to expose them, including gunicorn multiprocess mode.
+``NullMetrics`` is the no-op used when a region is built without metrics. The region only
+ever calls ``count`` and ``breaker_state``, so another metrics system needs two methods.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Event(StrEnum):
+    HITS = "hits"
+    MISSES = "misses"
+    STALE = "stale"
+    BYPASS = "bypass"
+    FILLS = "fills"
+    FILL_REJECTED = "fill_rejected"
+    LOCK_WAITS = "lock_waits"
+    LOCK_WAIT_TIMEOUTS = "lock_wait_timeouts"
+    NEGATIVE_CAPPED = "negative_capped"
+    REDIS_ERRORS = "redis_errors"
+    CORRUPT_ENTRIES = "corrupt_entries"
+
+
+DESCRIPTIONS = {
+    Event.HITS: "Fresh entries served from the cache",
+    Event.MISSES: "Requests that computed the response (no usable entry)",
+    Event.STALE: "Stale entries served (while another caller refreshes, or on creator error)",
+    Event.BYPASS: "Requests that skipped the cache because it was unavailable",
+    Event.FILLS: "Entries written",
+    Event.FILL_REJECTED: "Writes refused because an invalidation voided the lease (stale set prevented)",
+    Event.LOCK_WAITS: "Callers that waited for another caller's fill",
+    Event.LOCK_WAIT_TIMEOUTS: "Waits that ran out of budget and computed without storing",
+    Event.NEGATIVE_CAPPED: "404s not cached because the negative-entry cap was reached",
+    Event.REDIS_ERRORS: "Cache store errors and timeouts",
+    Event.CORRUPT_ENTRIES: "Stored values that failed to decode and were treated as misses",
+}
+
+
+class Metrics(Protocol):
+    def count(self, event: Event, resource: str) -> None: ...
+
+    def breaker_state(self, state: int) -> None: ...
+
+
+class NullMetrics:
+    def count(self, event: Event, resource: str) -> None:
+        return None
+
+    def breaker_state(self, state: int) -> None:
+        return None
+
+
+class PrometheusMetrics:
+    """Counters ``shelf_cache_<event>_total{resource=...}`` and gauge ``shelf_cache_breaker_state``."""
+
+    def __init__(self, registry: CollectorRegistry, namespace: str = "shelf_cache"):
+        self._counters = {
+            event: Counter(f"{namespace}_{event}", text, ["resource"], registry=registry)
+            for event, text in DESCRIPTIONS.items()
+        }
+        self._breaker = Gauge(
+            f"{namespace}_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", registry=registry
+        )
+
+    def count(self, event: Event, resource: str) -> None:
+        self._counters[event].labels(resource).inc()
+
+    def breaker_state(self, state: int) -> None:
+        self._breaker.set(state)

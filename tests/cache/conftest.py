@@ -1,0 +1,84 @@
+"""Fixtures for the cache tests: the real Redis at db 14, flushed around every test.
+
+These tests need no PostgreSQL: ``clean_database`` overrides the autouse fixture of
+tests/conftest.py (which truncates the app's database) with a no-op of the same name.
+Set SHELF_TEST_CACHE_REDIS_URL to point them at another Redis or db.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from cache.backends.redis import RedisBackend
+from cache.config import CacheConfig
+from cache.metrics import PrometheusMetrics
+from cache.region import Region
+
+from .support import FakeClock
+
+
+@pytest.fixture
+def clean_database():
+    """No-op: the cache layer never touches PostgreSQL."""
+
+
+@pytest.fixture(scope="session")
+def cache_redis_url() -> str:
+    return os.environ.get("SHELF_TEST_CACHE_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def redis_db(cache_redis_url):
+    client = redis.Redis.from_url(cache_redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+TEST_REDIS_TIMEOUT_MS = 1000
+"""Generous on purpose: the shared test machine can stall Redis past the 50 ms production
+default, which would turn a single-flight test into a timeout test. Fault tests set their own."""
+
+
+@pytest.fixture
+def backend(cache_redis_url, redis_db):
+    backend = RedisBackend.from_url(cache_redis_url, timeout_ms=TEST_REDIS_TIMEOUT_MS)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry) -> PrometheusMetrics:
+    return PrometheusMetrics(registry)
+
+
+@pytest.fixture
+def make_region(backend, metrics, clock) -> Callable[..., Region]:
+    """Regions over the real Redis with a fake clock, no jitter and, unless given, no XFetch."""
+
+    def make(region_backend=None, random: Callable[[], float] = lambda: 1.0, **config) -> Region:
+        policy = CacheConfig(**{"jitter": 0.0, **config})
+        return Region(region_backend or backend, policy, metrics, clock=clock, random=random)
+
+    return make
+
+
+@pytest.fixture
+def region(make_region) -> Region:
+    return make_region()
