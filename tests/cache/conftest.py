@@ -2,7 +2,8 @@
 
 These tests need no PostgreSQL: ``clean_database`` overrides the autouse fixture of
 tests/conftest.py (which truncates the app's database) with a no-op of the same name.
-Set SHELF_TEST_CACHE_REDIS_URL to point them at another Redis or db.
+Set SHELF_TEST_CACHE_REDIS_URL to point them at another Redis or db; by default they use
+db 14 of the server REDIS_URL names.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cache.backends.redis import RedisBackend
 from cache.config import CacheConfig
 from cache.metrics import PrometheusMetrics
 from cache.region import Region
+from tests.conftest import _with_path
 
 from .support import FakeClock
 
@@ -28,8 +30,10 @@ def clean_database():
 
 
 @pytest.fixture(scope="session")
-def cache_redis_url() -> str:
-    return os.environ.get("SHELF_TEST_CACHE_REDIS_URL", "redis://127.0.0.1:6379/14")
+def cache_redis_url(base_settings) -> str:
+    """SHELF_TEST_CACHE_REDIS_URL, else db 14 of the Redis the rest of the suite uses (REDIS_URL)."""
+    default = _with_path(base_settings.redis_url, "/14")
+    return os.environ.get("SHELF_TEST_CACHE_REDIS_URL", default)
 
 
 @pytest.fixture
