@@ -9,10 +9,12 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from . import cli, db, errors, request_guards, request_log
+from . import caching, cli, db, errors, metrics, request_guards, request_log
 from .config import Settings
+from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
 from .routes import categories, ops, products, reviews
+from .services.effects import RecomputeCategoryStats
 
 REDIS_TIMEOUT_SECONDS = 0.25
 
@@ -24,7 +26,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)
-    db.init_app(app, settings)
+    registry = metrics.init_app(app)
+    # Order matters: aggregates are recomputed before the entries showing them are invalidated.
+    effects: list = [RecomputeCategoryStats()]
+    db.init_app(app, settings, effects)
+    init_cache(app, settings, registry, effects)
     app.extensions["shelf.redis"] = redis.Redis.from_url(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
     )
@@ -35,3 +41,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     return app
+
+
+def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
+    region = caching.init_app(app, settings, registry)
+    outbox = Outbox(db.engine_of(app), region)
+    app.extensions["shelf.outbox"] = outbox
+    effects.append(outbox)
+    if settings.cache_enabled:
+        pool = app.extensions["shelf.cache_client"].connection_pool
+        pool.connection_kwargs["redis_connect_func"] = outbox.on_redis_connect

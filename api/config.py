@@ -63,6 +63,19 @@ def parse_tokens(raw: str) -> dict[str, str]:
     return tokens
 
 
+def parse_ttls(raw: str) -> dict[str, tuple[float, float]]:
+    """Parse ``product=3600/300,product_list=900/60`` into ``{resource: (hard, soft)}`` seconds."""
+    ttls: dict[str, tuple[float, float]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            resource, _, pair = item.partition("=")
+            hard, _, soft = pair.partition("/")
+            ttls[resource.strip()] = (float(hard), float(soft or hard))
+        except ValueError as exc:
+            raise ConfigError(f"SHELF_CACHE_TTLS entries are resource=hard/soft, got {item!r}") from exc
+    return ttls
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -75,6 +88,14 @@ class Settings:
     db_statement_timeout_ms: int = 5000
     log_level: str = "INFO"
     demo_products: int = 10_000
+    cache_enabled: bool = True
+    cache_prefix: str = "shelf"
+    cache_redis_timeout_ms: int = 100
+    cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cache_negative_ttl: float = 30.0
+    cache_wait_ms: int = 250
+    http_max_age: int = 5
+    http_stale_while_revalidate: int = 30
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -98,6 +119,16 @@ class Settings:
             db_statement_timeout_ms=_int(env, "SHELF_DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
             log_level=env.get("SHELF_LOG_LEVEL", cls.log_level).upper(),
             demo_products=_int(env, "SHELF_DEMO_PRODUCTS", cls.demo_products),
+            cache_enabled=_bool(env, "SHELF_CACHE_ENABLED", cls.cache_enabled),
+            cache_prefix=env.get("SHELF_CACHE_PREFIX") or cls.cache_prefix,
+            cache_redis_timeout_ms=_int(env, "SHELF_CACHE_REDIS_TIMEOUT_MS", cls.cache_redis_timeout_ms),
+            cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
+            cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
+            cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
+            http_max_age=_int(env, "SHELF_HTTP_MAX_AGE", cls.http_max_age),
+            http_stale_while_revalidate=_int(
+                env, "SHELF_HTTP_STALE_WHILE_REVALIDATE", cls.http_stale_while_revalidate
+            ),
         )
 
     def replace(self, **changes) -> Settings:

@@ -37,9 +37,9 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
-def make_sessionmaker(engine: Engine, listeners: list | None = None) -> sessionmaker[Session]:
-    """Sessions whose ``info["listeners"]`` (shared list) hear of every committed write."""
-    factory = sessionmaker(engine, expire_on_commit=False, info={"listeners": listeners or []})
+def make_sessionmaker(engine: Engine, effects: list | None = None) -> sessionmaker[Session]:
+    """Sessions whose ``info["effects"]`` (one list shared by all of them) see every write."""
+    factory = sessionmaker(engine, expire_on_commit=False, info={"effects": effects or []})
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_rollback", _drop_after_commit)
     return factory
@@ -59,10 +59,10 @@ def _drop_after_commit(db: Session) -> None:
     db.info.pop(_PENDING, None)
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings, effects: list) -> None:
     engine = make_engine(settings)
     app.extensions["shelf.engine"] = engine
-    app.extensions["shelf.sessionmaker"] = make_sessionmaker(engine)
+    app.extensions["shelf.sessionmaker"] = make_sessionmaker(engine, effects)
     app.teardown_appcontext(_close_session)
 
 
@@ -74,7 +74,11 @@ def session() -> Session:
 
 
 def engine() -> Engine:
-    return current_app.extensions["shelf.engine"]
+    return engine_of(current_app)
+
+
+def engine_of(app: Flask) -> Engine:
+    return app.extensions["shelf.engine"]
 
 
 def _close_session(_exc: BaseException | None) -> None:

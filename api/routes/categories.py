@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import url_for
 from flask.views import MethodView
 
-from .. import db, schemas
+from cache.entry import Payload
+
+from .. import caching, db, schemas
 from ..auth import require_token
+from ..errors import problem
 from ..http import check_if_match, no_content, send
 from ..openapi import WRITE, Blueprint
 from ..representations import CATEGORY, CATEGORY_TREE, render
 from ..services import categories as service
+from ..services.errors import NotFound
 
 blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description="The category tree.")
 
@@ -24,7 +30,11 @@ class Categories(MethodView):
     @blp.response(200, schemas.CategoryTreeSchema)
     def get(self):
         """The category tree, each node with its subtree's product count."""
-        return send(render(CATEGORY_TREE, {"items": service.category_tree(db.session())}))
+
+        def read() -> Payload:
+            return caching.payload(render(CATEGORY_TREE, {"items": service.category_tree(db.session())}))
+
+        return caching.serve(caching.keys().category_tree(), read)
 
     @require_token
     @blp.arguments(schemas.CategoryCreateSchema)
@@ -48,7 +58,16 @@ class CategoriesBySlug(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, slug):
         """One category with its parent, children and subtree stats."""
-        return send(render_category(slug))
+        if not re.fullmatch(schemas.SLUG, slug):
+            raise problem(404, f"category {slug!r} not found")
+
+        def read() -> Payload:
+            try:
+                return caching.payload(render_category(slug))
+            except NotFound:
+                return caching.NOT_FOUND
+
+        return caching.serve(caching.keys().category(slug), read)
 
     @require_token
     @blp.arguments(schemas.CategoryUpdateSchema)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from .. import db, pagination, schemas
+from cache.entry import Payload
+
+from .. import caching, db, pagination, schemas
 from ..auth import require_token
+from ..caching import payload
 from ..errors import problem
 from ..http import check_if_match, no_content, send
+from ..invalidation import ALL_PRODUCTS
 from ..openapi import WRITE, Blueprint
 from ..representations import render_product, render_product_page
 from ..services import products as service
+from ..services.errors import NotFound
 
 blp = Blueprint("products", __name__, url_prefix="/v1/products", description="Products in the catalog.")
 
@@ -31,6 +38,11 @@ def encode_cursor(query: dict, key: list | None) -> str | None:
     return None if key is None else pagination.encode(current_app.config["SHELF"].secret_key, query, key)
 
 
+def normalized(query: dict) -> dict:
+    """Validated parameters in one canonical form, for the cache key: 10, 10.0 and 10.00 are one price."""
+    return {name: f"{value:.2f}" if isinstance(value, Decimal) else value for name, value in query.items()}
+
+
 @blp.route("")
 class Products(MethodView):
     @blp.arguments(schemas.ProductListQuerySchema, location="query")
@@ -38,8 +50,14 @@ class Products(MethodView):
     @blp.alt_response(400, response="BAD_REQUEST")
     def get(self, query):
         """List active products, filtered and sorted, one keyset page at a time."""
-        rows, last = service.list_products(db.session(), query, decode_cursor(query))
-        return send(render_product_page(rows, encode_cursor(query, last)))
+        after = decode_cursor(query)  # rejected before the cache is consulted
+
+        def read() -> Payload:
+            rows, last = service.list_products(db.session(), query, after)
+            return payload(render_product_page(rows, encode_cursor(query, last)))
+
+        key = caching.keys().product_list(normalized(query), query["category"] or ALL_PRODUCTS)
+        return caching.serve(key, read)
 
     @require_token
     @blp.arguments(schemas.ProductCreateSchema)
@@ -63,7 +81,16 @@ class ProductsById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, product_id):
         """Read one active product."""
-        return send(render_product(service.get_product(db.session(), product_id)))
+        if not 0 < product_id <= service.MAX_ID:
+            raise problem(404, f"product {product_id} not found")
+
+        def read() -> Payload:
+            try:
+                return payload(render_product(service.get_product(db.session(), product_id)))
+            except NotFound:
+                return caching.NOT_FOUND
+
+        return caching.serve(caching.keys().product(product_id), read)
 
     @require_token
     @blp.arguments(schemas.ProductUpdateSchema)

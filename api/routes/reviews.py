@@ -5,12 +5,16 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from .. import db, schemas
+from cache.entry import Payload
+
+from .. import caching, db, schemas
 from ..auth import require_token
+from ..errors import problem
 from ..http import send
 from ..openapi import WRITE, Blueprint
 from ..representations import REVIEW, REVIEW_PAGE, render
 from ..services import products as service
+from ..services.errors import NotFound
 from .products import decode_cursor, encode_cursor
 
 blp = Blueprint("reviews", __name__, url_prefix="/v1/products", description="Product reviews.")
@@ -24,11 +28,23 @@ class ProductReviews(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, product_id):
         """List a product's reviews, newest first."""
-        session = db.session()
-        product = service.get_product(session, product_id)
-        query = {**query, "product_id": product.id}
-        rows, last = service.list_reviews(session, product.id, query["limit"], decode_cursor(query))
-        return send(render(REVIEW_PAGE, {"items": rows, "next_cursor": encode_cursor(query, last)}))
+        if not 0 < product_id <= service.MAX_ID:
+            raise problem(404, f"product {product_id} not found")
+        query = {**query, "product_id": product_id}
+        after = decode_cursor(query)
+
+        def read() -> Payload:
+            session = db.session()
+            try:
+                service.get_product(session, product_id)
+            except NotFound:
+                return caching.NOT_FOUND
+            rows, last = service.list_reviews(session, product_id, query["limit"], after)
+            page = {"items": rows, "next_cursor": encode_cursor(query, last)}
+            return caching.payload(render(REVIEW_PAGE, page))
+
+        key = caching.keys().reviews(product_id, {"limit": query["limit"], "cursor": query["cursor"]})
+        return caching.serve(key, read)
 
     @require_token
     @blp.arguments(schemas.ReviewCreateSchema)

@@ -75,7 +75,7 @@ def create_category(db: Session, data: dict) -> Category:
 
 
 def update_category(db: Session, category: Category, changes: dict) -> Category:
-    affected = {category.id, category.parent_id}
+    affected, old_slug = {category.id, category.parent_id}, category.slug
     if "parent" in changes:
         parent = _parent(db, changes.pop("parent"))
         if parent is not None and (parent.id == category.id or _has_children(db, category.id)):
@@ -87,7 +87,7 @@ def update_category(db: Session, category: Category, changes: dict) -> Category:
     if db.is_modified(category):
         flush_or_raise(db)
         db.refresh(category)
-        effects.category_changed(db, affected - {None})
+        effects.category_changed(db, affected - {None}, {old_slug} - {category.slug})
     return category
 
 
@@ -96,10 +96,10 @@ def delete_category(db: Session, category: Category) -> None:
         raise Conflict(f"category {category.slug!r} still has subcategories")
     if db.scalar(select(exists().where(Product.category_id == category.id))):
         raise Conflict(f"category {category.slug!r} still has products")
-    affected = {category.id, category.parent_id} - {None}
+    affected = {category.parent_id} - {None}
     db.delete(category)
     flush_or_raise(db)
-    effects.category_changed(db, affected)
+    effects.category_changed(db, affected, {category.slug})
 
 
 def _parent(db: Session, slug: str | None) -> Category | None:

@@ -1,46 +1,79 @@
 """The one place a write's side effects are declared.
 
-Each function is called inside the write's transaction and registers work
-that runs only after that transaction commits (see ``api.db.after_commit``),
-so nothing outside PostgreSQL ever reflects a write that was rolled back.
-Today that work is recomputing category aggregates; cache invalidation and
-background jobs hook in here too.
+A service describes what it changed as a :class:`Change` and calls
+:func:`record` inside the write's transaction. Each registered effect (the
+app registers them on the sessionmaker, see ``api.db``) may do work in that
+transaction, such as writing a cache-invalidation outbox row, and returns
+what must happen only after the commit succeeds; nothing outside PostgreSQL
+ever reflects a write that rolled back. Effects run in registration order,
+so aggregates are recomputed before the cache entries showing them are
+invalidated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from ..db import after_commit
 from . import aggregates
 
-Listener = Callable[[str, dict], None]
-"""Called as ``listener(event, details)`` after a commit; registered per app in ``api.db``."""
+PRODUCT, REVIEW, CATEGORY = "product", "review", "category"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a committed write touched, in ids (and slugs no longer in the database)."""
+
+    kind: str
+    product_ids: tuple[int, ...] = ()
+    category_ids: tuple[int, ...] = ()
+    gone_category_slugs: tuple[str, ...] = ()
+
+
+class Effect(Protocol):
+    def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
+        """Work inside the transaction; returns the work to run once it has committed."""
+
+
+def record(db: Session, change: Change) -> None:
+    for effect in db.info.get("effects", ()):
+        callback = effect.prepare(db, change)
+        if callback is not None:
+            after_commit(db, callback)
 
 
 def product_changed(db: Session, product_id: int, category_ids: Iterable[int]) -> None:
-    _after_commit(db, "product_changed", product_id=product_id, category_ids=sorted(set(category_ids)))
+    record(db, Change(PRODUCT, (product_id,), tuple(sorted(set(category_ids)))))
 
 
 def review_added(db: Session, product_id: int, category_id: int) -> None:
-    _after_commit(db, "review_added", product_id=product_id, category_ids=[category_id])
+    record(db, Change(REVIEW, (product_id,), (category_id,)))
 
 
-def category_changed(db: Session, category_ids: Iterable[int]) -> None:
-    _after_commit(db, "category_changed", category_ids=sorted(set(category_ids)))
+def category_changed(db: Session, category_ids: Iterable[int], gone_slugs: Iterable[str] = ()) -> None:
+    record(db, Change(CATEGORY, (), tuple(sorted(set(category_ids))), tuple(sorted(set(gone_slugs)))))
 
 
-def _after_commit(db: Session, event: str, **details) -> None:
-    engine = db.get_bind()
-    listeners: list[Listener] = db.info.get("listeners", [])
+class RecomputeCategoryStats:
+    """Refresh the stats of the touched categories and their ancestors after commit.
 
-    def run() -> None:
-        with engine.begin() as conn:
-            ids = aggregates.categories_affected(conn, details["category_ids"])
-            aggregates.recompute_category_stats(conn, ids)
-        for listener in listeners:
-            listener(event, details)
+    Product rating summaries are refreshed inside the write itself (see
+    ``services.products.add_review``); category stats cost more, so they run
+    after the commit, in their own transaction.
+    """
 
-    after_commit(db, run)
+    def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
+        if not change.category_ids:
+            return None
+        engine = db.get_bind()
+
+        def recompute() -> None:
+            with engine.begin() as conn:
+                ids = aggregates.categories_affected(conn, list(change.category_ids))
+                aggregates.recompute_category_stats(conn, ids)
+
+        return recompute

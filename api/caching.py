@@ -1,0 +1,134 @@
+"""Flask wiring of the cache layer: one Region per app, and the read helper views use.
+
+The engine (leases, single flight, stale-while-revalidate, breaker) lives in
+the framework-free ``cache`` package. Flask-Caching is registered on the
+same Redis client, as the extension other code reaches for
+(``app.extensions["cache"]``), but it does not serve reads: its decorators
+pickle, and it has no stampede lock, no lease-checked writes and no
+stale-while-revalidate. ``SHELF_CACHE_ENABLED=false`` swaps in the null
+backend: the very same code path with nothing stored, the baseline the
+benchmarks compare against.
+
+:func:`serve` turns a Region result into the HTTP response: the stored
+bytes, their ETag (``If-None-Match`` answers 304 without PostgreSQL or
+re-serializing), ``Cache-Control`` for shared caches, ``X-Cache`` and
+``Server-Timing``. A cached 404 is re-rendered as a fresh problem body so
+the request id in it is this request's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+from flask import Flask, Response, current_app, request
+from flask_caching import Cache
+from prometheus_client import CollectorRegistry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.http import unquote_etag
+
+from cache.backends.null import NullBackend
+from cache.backends.redis import RedisBackend
+from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
+from cache.entry import Payload
+from cache.keys import CacheKey
+from cache.metrics import PrometheusMetrics
+from cache.region import Region, Result, State
+
+from .config import Settings
+from .errors import render
+from .representations import Rendered
+
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+"""Creator failures that may be answered with a stale entry (stale-if-error)."""
+
+NOT_FOUND = Payload(404, b"", '"not-found"')
+
+
+def payload(rendered: Rendered) -> Payload:
+    return Payload(200, rendered.body, rendered.etag)
+
+
+def region() -> Region:
+    return current_app.extensions["shelf.region"]
+
+
+def keys():
+    return region().keys
+
+
+def serve(key: CacheKey, creator: Callable[[], Payload]) -> Response:
+    """Answer a read from the cache, computing it with ``creator`` (which returns a Payload) on a miss."""
+    result = region().get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
+    headers = _headers(result)
+    entry = result.entry
+    if entry.status == 404:
+        return render(404, "Not Found", "not found", headers=headers)
+    tag, _weak = unquote_etag(entry.etag)
+    if request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers={"ETag": entry.etag, **headers})
+    response = Response(entry.body, mimetype="application/json", headers=headers)
+    response.headers["ETag"] = entry.etag
+    return response
+
+
+def _headers(result: Result) -> dict[str, str]:
+    settings: Settings = current_app.config["SHELF"]
+    state = result.state if settings.cache_enabled else State.BYPASS
+    headers = {
+        "X-Cache": state.value,
+        "Server-Timing": f"cache;dur={result.cache_ms:.2f}, db;dur={result.compute_ms:.2f}",
+    }
+    if result.entry.status == 200:
+        headers["Cache-Control"] = (
+            f"public, max-age={settings.http_max_age}, "
+            f"stale-while-revalidate={settings.http_stale_while_revalidate}"
+        )
+    if result.stale_if_error:
+        headers["Cache-Status"] = "shelf; hit; detail=stale-if-error"
+    return headers
+
+
+def cache_config(settings: Settings) -> CacheConfig:
+    ttls = dict(DEFAULT_TTLS)
+    ttls.update({name: ResourceTTL(hard, soft) for name, (hard, soft) in settings.cache_ttls.items()})
+    return CacheConfig(
+        key_prefix=settings.cache_prefix,
+        ttls=ttls,
+        negative_ttl=settings.cache_negative_ttl,
+        wait_budget_ms=settings.cache_wait_ms,
+        redis_timeout_ms=settings.cache_redis_timeout_ms,
+    )
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The cache's client: tight timeouts, no client-side retries (a retried timeout doubles it)."""
+    seconds = settings.cache_redis_timeout_ms / 1000
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
+    config = cache_config(settings)
+    client = redis_client(settings)
+    backend = RedisBackend(client) if settings.cache_enabled else NullBackend()
+    built = Region(backend, config, PrometheusMetrics(registry))
+    app.extensions["shelf.region"] = built
+    app.extensions["shelf.cache_client"] = client
+    Cache(
+        app,
+        config={
+            "CACHE_TYPE": "RedisCache" if settings.cache_enabled else "NullCache",
+            "CACHE_REDIS_HOST": client,
+            "CACHE_KEY_PREFIX": f"{settings.cache_prefix}:flask:",
+            "CACHE_NO_NULL_WARNING": True,
+        },
+    )
+    return built
