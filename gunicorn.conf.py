@@ -6,6 +6,8 @@ can hold a database connection.
 """
 
 import os
+import shutil
+import tempfile
 
 
 def _int(name: str, default: int) -> int:
@@ -27,7 +29,8 @@ max_requests = _int("SHELF_WEB_MAX_REQUESTS", 0)  # recycle workers after N requ
 max_requests_jitter = max_requests // 10
 
 loglevel = (os.environ.get("SHELF_LOG_LEVEL") or "info").lower()
-accesslog = "-"
+# The app writes one JSON line per request itself; gunicorn's access log would say it twice.
+accesslog = os.environ.get("SHELF_WEB_ACCESS_LOG") or None
 errorlog = "-"
 
 # Gunicorn's control socket defaults to one shared path in $HOME; two servers on one machine (or a
@@ -37,3 +40,20 @@ control_socket_disable = True
 # Heartbeat files on tmpfs where there is one (Docker's /tmp may be an overlay on disk).
 if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's own advice for containers
     worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+# Metrics of every worker process: prometheus_client writes each process's values to files in this
+# folder (set before any worker imports it) and /metrics adds them up. A fresh folder per server.
+_metrics_dir_owned = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_owned:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelf-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_owned:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -13,7 +13,7 @@ from . import caching, cli, db, errors, metrics, request_guards, request_log
 from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
-from .routes import categories, ops, products, reviews
+from .routes import admin, categories, ops, products, reviews
 from .services.effects import RecomputeCategoryStats
 
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
     )
     api = Api(app)
-    for module in (products, reviews, categories):
+    for module in (products, reviews, categories, admin):
         api.register_blueprint(module.blp)
     app.register_blueprint(ops.blp)
     errors.init_app(app)

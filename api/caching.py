@@ -35,12 +35,14 @@ from cache.backends.redis import RedisBackend
 from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
 from cache.keys import CacheKey
-from cache.metrics import PrometheusMetrics
+from cache.metrics import Event, PrometheusMetrics
 from cache.region import Region, Result, State
 
+from . import metrics
 from .config import Settings
 from .errors import render
 from .representations import Rendered
+from .schemas import CACHE_RESOURCES
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""
@@ -90,6 +92,28 @@ def _headers(result: Result) -> dict[str, str]:
     if result.stale_if_error:
         headers["Cache-Status"] = "shelf; hit; detail=stale-if-error"
     return headers
+
+
+def stats() -> dict:
+    """Counters per resource (every worker process), the breaker, and invalidations still pending."""
+    registry = metrics.collected()
+    resources = {}
+    for resource in CACHE_RESOURCES:
+        counts = {
+            event.value: int(
+                registry.get_sample_value(f"shelf_cache_{event.value}_total", {"resource": resource}) or 0
+            )
+            for event in Event
+        }
+        served = counts["hits"] + counts["misses"] + counts["stale"] + counts["bypass"]
+        counts["hit_ratio"] = round((counts["hits"] + counts["stale"]) / served, 4) if served else None
+        resources[resource] = counts
+    return {
+        "enabled": current_app.config["SHELF"].cache_enabled,
+        "breaker": region().breaker.state.name.lower(),
+        "outbox_pending": current_app.extensions["shelf.outbox"].pending(),
+        "resources": resources,
+    }
 
 
 def cache_config(settings: Settings) -> CacheConfig:

@@ -20,11 +20,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import create_engine
 
+from .schemas import CACHE_RESOURCES
 from .seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
 db_cli = AppGroup("db", help="Database schema commands.")
+cache_cli = AppGroup("cache", help="Cache operations.")
 
 
 def alembic_config(database_url: str) -> Config:
@@ -109,6 +111,22 @@ def _progress_bar(total_rows: int) -> Iterator[Progress]:
         yield report
 
 
+@cache_cli.command("purge")
+@click.option("--resource", type=click.Choice(CACHE_RESOURCES), help="Only this resource's entries.")
+def purge(resource: str | None) -> None:
+    """Delete cached entries (all of Shelf's unless --resource)."""
+    deleted = current_app.extensions["shelf.region"].purge(resource)
+    click.echo(f"deleted {deleted} entries")
+
+
+@cache_cli.command("drain")
+def drain() -> None:
+    """Apply cache invalidations left in the outbox (after a Redis outage or a crash)."""
+    applied = current_app.extensions["shelf.outbox"].drain()
+    click.echo(f"applied {applied} pending invalidations")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
+    app.cli.add_command(cache_cli)
     app.cli.add_command(seed)

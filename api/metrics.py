@@ -22,15 +22,19 @@ def registry() -> CollectorRegistry:
     return current_app.extensions["shelf.metrics_registry"]
 
 
+def collected() -> CollectorRegistry:
+    """Every process's metrics under gunicorn (multiprocess mode), else this app's registry."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return registry()
+    source = CollectorRegistry()
+    MultiProcessCollector(source)
+    return source
+
+
 @blp.get("/metrics")
 def metrics():
     """Prometheus metrics of every worker process."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        source = CollectorRegistry()
-        MultiProcessCollector(source)
-    else:
-        source = registry()
-    return Response(generate_latest(source), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(collected()), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> CollectorRegistry:

@@ -244,6 +244,45 @@ class PageQuerySchema(Strict):
     cursor = Text(1000, load_default=None)
 
 
+# --- admin --------------------------------------------------------------------------------
+
+CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews")
+
+
+class CachePurgeSchema(Strict):
+    resource = fields.String(
+        load_default=None,
+        validate=validate.OneOf(CACHE_RESOURCES),
+        metadata={"description": "Purge only this resource's entries; all of Shelf's when absent."},
+    )
+
+
+class CachePurgedSchema(ma.Schema):
+    deleted = fields.Integer()
+
+
+class CacheCountersSchema(ma.Schema):
+    hits = fields.Integer()
+    misses = fields.Integer()
+    stale = fields.Integer()
+    bypass = fields.Integer()
+    fills = fields.Integer()
+    fill_rejected = fields.Integer()
+    lock_waits = fields.Integer()
+    lock_wait_timeouts = fields.Integer()
+    negative_capped = fields.Integer()
+    redis_errors = fields.Integer()
+    corrupt_entries = fields.Integer()
+    hit_ratio = fields.Float(allow_none=True)
+
+
+class CacheStatsSchema(ma.Schema):
+    enabled = fields.Boolean()
+    breaker = fields.String(metadata={"description": "closed, half_open or open (this process)"})
+    outbox_pending = fields.Integer(metadata={"description": "Invalidations not yet applied to Redis"})
+    resources = fields.Dict(keys=fields.String(), values=fields.Nested(CacheCountersSchema))
+
+
 # --- errors and ops -----------------------------------------------------------------------
 
 

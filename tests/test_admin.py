@@ -1,0 +1,68 @@
+"""Operating the cache: stats, purge (HTTP and CLI), drain, and /metrics."""
+
+from __future__ import annotations
+
+from tests.factories import make_category, make_product
+
+
+def read_twice(client, path):
+    client.get(path)
+    client.get(path)
+
+
+def test_stats_count_hits_and_misses_per_resource(client, engine, auth):
+    product = make_product(engine, make_category(engine))
+    read_twice(client, f"/v1/products/{product.id}")
+    read_twice(client, "/v1/categories")
+    response = client.get("/v1/admin/cache/stats", headers=auth)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["enabled"] is True and body["breaker"] == "closed" and body["outbox_pending"] == 0
+    product_stats = body["resources"]["product"]
+    assert (product_stats["hits"], product_stats["misses"], product_stats["hit_ratio"]) == (1, 1, 0.5)
+    assert body["resources"]["category_tree"]["fills"] == 1
+    assert body["resources"]["reviews"]["hit_ratio"] is None
+
+
+def test_admin_endpoints_need_a_token(client):
+    assert client.get("/v1/admin/cache/stats").status_code == 401
+    assert client.post("/v1/admin/cache/purge", json={}).status_code == 401
+
+
+def test_purge_one_resource_or_everything(client, engine, auth):
+    product = make_product(engine, make_category(engine))
+    read_twice(client, f"/v1/products/{product.id}")
+    read_twice(client, "/v1/categories")
+    purged = client.post("/v1/admin/cache/purge", json={"resource": "product"}, headers=auth)
+    assert purged.get_json() == {"deleted": 1}
+    assert client.get(f"/v1/products/{product.id}").headers["X-Cache"] == "MISS"
+    assert client.get("/v1/categories").headers["X-Cache"] == "HIT"
+    everything = client.post("/v1/admin/cache/purge", json={}, headers=auth).get_json()
+    assert everything == {"deleted": 2}
+    assert client.get("/v1/categories").headers["X-Cache"] == "MISS"
+
+
+def test_purge_rejects_unknown_resources(client, auth):
+    response = client.post("/v1/admin/cache/purge", json={"resource": "users"}, headers=auth)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "resource"
+
+
+def test_cli_purge_and_drain(app, runner, client, engine):
+    product = make_product(engine, make_category(engine))
+    read_twice(client, f"/v1/products/{product.id}")
+    result = runner.invoke(args=["cache", "purge", "--resource", "product"])
+    assert result.exit_code == 0 and "deleted 1 entries" in result.output
+    result = runner.invoke(args=["cache", "drain"])
+    assert result.exit_code == 0 and "applied 0 pending invalidations" in result.output
+
+
+def test_metrics_expose_cache_counters_in_prometheus_format(client, engine):
+    product = make_product(engine, make_category(engine))
+    read_twice(client, f"/v1/products/{product.id}")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'shelf_cache_hits_total{resource="product"} 1.0' in text
+    assert "shelf_cache_breaker_state 0.0" in text
