@@ -9,7 +9,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from . import caching, cli, db, errors, metrics, request_guards, request_log
+from . import caching, cli, db, errors, guard_rails, metrics, request_guards, request_log
 from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
@@ -27,9 +27,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
+    guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
     # Order matters: aggregates are recomputed before the entries showing them are invalidated.
     effects: list = [RecomputeCategoryStats()]
-    db.init_app(app, settings, effects)
+    db.init_app(app, settings, effects, registry)
     init_cache(app, settings, registry, effects)
     app.extensions["shelf.redis"] = redis.Redis.from_url(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS

@@ -66,3 +66,18 @@ def test_metrics_expose_cache_counters_in_prometheus_format(client, engine):
     text = response.get_data(as_text=True)
     assert 'shelf_cache_hits_total{resource="product"} 1.0' in text
     assert "shelf_cache_breaker_state 0.0" in text
+
+
+def test_metrics_count_sql_statements(client, engine):
+    product = make_product(engine, make_category(engine))
+
+    def statements():
+        text = client.get("/metrics").get_data(as_text=True)
+        return float(text.split("shelf_db_statements_total ")[1].split()[0])
+
+    before = statements()
+    client.get(f"/v1/products/{product.id}")  # a miss: reads the database
+    missed = statements()
+    client.get(f"/v1/products/{product.id}")  # a hit: does not
+    assert missed > before
+    assert statements() == missed
