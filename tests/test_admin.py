@@ -72,8 +72,8 @@ def test_metrics_count_sql_statements(client, engine):
     product = make_product(engine, make_category(engine))
 
     def statements():
-        text = client.get("/metrics").get_data(as_text=True)
-        return float(text.split("shelf_db_statements_total ")[1].split()[0])
+        lines = client.get("/metrics").get_data(as_text=True).splitlines()
+        return next(float(line.split()[1]) for line in lines if line.startswith("shelf_db_statements_total "))
 
     before = statements()
     client.get(f"/v1/products/{product.id}")  # a miss: reads the database
