@@ -9,6 +9,7 @@ start rather than run with a guessable value.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
@@ -76,6 +77,18 @@ def parse_ttls(raw: str) -> dict[str, tuple[float, float]]:
     return ttls
 
 
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """Parse ``https://a.example,http://localhost:3000`` into exact origins (no paths, no wildcards)."""
+    origins = tuple(filter(None, (part.strip().rstrip("/") for part in raw.split(","))))
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise ConfigError(f"SHELF_CORS_ORIGINS entries look like https://shop.example, got {origin!r}")
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -96,6 +109,21 @@ class Settings:
     cache_wait_ms: int = 250
     http_max_age: int = 5
     http_stale_while_revalidate: int = 30
+    queue_redis_url: str = ""  # empty: the redis_url server (rq cannot run on Redis Cluster; the cache can)
+    jobs_eager: bool = False
+    recompute_debounce_seconds: int = 2
+    full_recompute_seconds: int = 3600
+    warm_on_start: bool = True
+    warm_on_start_limit: int = 5000
+    popularity_flush_seconds: float = 5.0
+    rate_limits_enabled: bool = True
+    rate_limit_reads: str = "1200/minute"
+    rate_limit_writes: str = "120/minute"
+    rate_limit_redis_url: str = ""  # empty: the redis_url server
+    rate_limit_prefix: str = "shelf-ratelimit"  # not under the cache prefix: a cache purge keeps it
+    trusted_proxies: int = 0
+    cors_origins: tuple[str, ...] = ()
+    hsts_seconds: int = 0
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -129,7 +157,28 @@ class Settings:
             http_stale_while_revalidate=_int(
                 env, "SHELF_HTTP_STALE_WHILE_REVALIDATE", cls.http_stale_while_revalidate
             ),
+            queue_redis_url=env.get("SHELF_QUEUE_REDIS_URL", ""),
+            jobs_eager=_bool(env, "SHELF_JOBS_EAGER", cls.jobs_eager),
+            recompute_debounce_seconds=_int(
+                env, "SHELF_RECOMPUTE_DEBOUNCE_SECONDS", cls.recompute_debounce_seconds
+            ),
+            full_recompute_seconds=_int(env, "SHELF_FULL_RECOMPUTE_SECONDS", cls.full_recompute_seconds),
+            warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
+            warm_on_start_limit=_int(env, "SHELF_WARM_ON_START_LIMIT", cls.warm_on_start_limit),
+            popularity_flush_seconds=_int(env, "SHELF_POPULARITY_FLUSH_SECONDS", 5),
+            rate_limits_enabled=_bool(env, "SHELF_RATE_LIMITS_ENABLED", cls.rate_limits_enabled),
+            rate_limit_reads=env.get("SHELF_RATE_LIMIT_READS") or cls.rate_limit_reads,
+            rate_limit_writes=env.get("SHELF_RATE_LIMIT_WRITES") or cls.rate_limit_writes,
+            rate_limit_redis_url=env.get("SHELF_RATE_LIMIT_REDIS_URL", ""),
+            rate_limit_prefix=env.get("SHELF_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
+            trusted_proxies=_int(env, "SHELF_TRUSTED_PROXIES", cls.trusted_proxies),
+            cors_origins=parse_origins(env.get("SHELF_CORS_ORIGINS", "")),
+            hsts_seconds=_int(env, "SHELF_HSTS_SECONDS", cls.hsts_seconds),
         )
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue_redis_url or self.redis_url
 
     def replace(self, **changes) -> Settings:
         from dataclasses import replace

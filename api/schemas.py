@@ -38,11 +38,24 @@ def Text(max_len: int, min_len: int = 1, **kwargs):  # noqa: N802
     return fields.String(validate=validate.Length(min_len, max_len), **kwargs)
 
 
+AMOUNT_DOC = {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$", "example": "12.50"}
+"""How amounts appear in the OpenAPI document: decimal strings, never floats."""
+
+
+def Amount(**kwargs):  # noqa: N802 - field factory reads like a field class
+    """An amount on the way out: a decimal string with two places, "12.50"."""
+    return fields.Decimal(places=2, as_string=True, metadata=AMOUNT_DOC, **kwargs)
+
+
 class Price(fields.Decimal):
-    """A non-negative amount with at most two decimal places, as a string on the way out."""
+    """A non-negative amount with at most two decimal places: a string ("12.50") or a JSON number."""
 
     def __init__(self, **kwargs):
-        super().__init__(places=2, as_string=True, validate=validate.Range(0, MAX_PRICE), **kwargs)
+        # Numeric bounds in the document (the validator's own would be emitted as strings).
+        metadata = {**AMOUNT_DOC, "minimum": 0, "maximum": float(MAX_PRICE)}
+        super().__init__(
+            places=2, as_string=True, validate=validate.Range(0, MAX_PRICE), metadata=metadata, **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -92,9 +105,9 @@ class CategoryRefSchema(ma.Schema):
 class CategoryStatsSchema(ma.Schema):
     product_count = fields.Integer()
     review_count = fields.Integer()
-    min_price = fields.Decimal(places=2, as_string=True, allow_none=True)
-    max_price = fields.Decimal(places=2, as_string=True, allow_none=True)
-    avg_price = fields.Decimal(places=2, as_string=True, allow_none=True)
+    min_price = Amount(allow_none=True)
+    max_price = Amount(allow_none=True)
+    avg_price = Amount(allow_none=True)
     average_rating = fields.Float(allow_none=True)
     computed_at = fields.DateTime(allow_none=True)
 
@@ -143,7 +156,7 @@ class ProductSchema(ma.Schema):
     slug = fields.String()
     description = fields.String()
     brand = fields.String()
-    price = fields.Decimal(places=2, as_string=True)
+    price = Amount()
     currency = fields.String()
     stock = fields.Integer()
     in_stock = fields.Boolean()
@@ -247,6 +260,61 @@ class PageQuerySchema(Strict):
 # --- admin --------------------------------------------------------------------------------
 
 CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews")
+
+
+WARM_SCOPES = ("popular", "category", "ids", "all")
+RECOMPUTE_SCOPES = ("all", "product", "category")
+
+
+class WarmRequestSchema(Strict):
+    scope = fields.String(required=True, validate=validate.OneOf(WARM_SCOPES))
+    limit = fields.Integer(
+        load_default=None,
+        validate=validate.Range(1, 1_000_000),
+        metadata={"description": "At most this many products (popular: default 5000)."},
+    )
+    category = Slug(load_default=None, metadata={"description": "With scope=category."})
+    ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(1, MAX_INT)),
+        load_default=None,
+        validate=validate.Length(1, 10_000),
+        metadata={"description": "With scope=ids."},
+    )
+
+    @ma.validates_schema
+    def scope_needs(self, data, **_kwargs):
+        if data["scope"] == "category" and not data["category"]:
+            raise ma.ValidationError("Required with scope=category.", field_name="category")
+        if data["scope"] == "ids" and not data["ids"]:
+            raise ma.ValidationError("Required with scope=ids.", field_name="ids")
+
+
+class RecomputeRequestSchema(Strict):
+    scope = fields.String(required=True, validate=validate.OneOf(RECOMPUTE_SCOPES))
+    product_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(1, MAX_INT))
+    category = Slug(load_default=None)
+
+    @ma.validates_schema
+    def scope_needs(self, data, **_kwargs):
+        if data["scope"] == "product" and data["product_id"] is None:
+            raise ma.ValidationError("Required with scope=product.", field_name="product_id")
+        if data["scope"] == "category" and not data["category"]:
+            raise ma.ValidationError("Required with scope=category.", field_name="category")
+
+
+class JobSchema(ma.Schema):
+    id = fields.String()
+    kind = fields.String()
+    status = fields.String(
+        metadata={"description": "queued, scheduled, deferred, started, finished or failed"}
+    )
+    enqueued_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+    progress = fields.Dict(allow_none=True)
+    result = fields.Dict(allow_none=True)
+    error = fields.String(allow_none=True)
+    retries = fields.Integer(metadata={"description": "Retries used so far (at most 3)."})
 
 
 class CachePurgeSchema(Strict):
