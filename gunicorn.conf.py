@@ -57,3 +57,14 @@ def child_exit(server, worker):
 def on_exit(server):
     if _metrics_dir_owned:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def when_ready(server):
+    """Queue a warm of the most viewed products once per start, so a fresh deploy is not cold."""
+    from api.background import warm_on_start
+    from api.config import Settings
+
+    try:
+        warm_on_start(Settings.from_env())
+    except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
+        server.log.warning("warm on start not queued: %s", exc)

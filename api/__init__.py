@@ -9,12 +9,12 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from . import caching, cli, db, errors, guard_rails, metrics, request_guards, request_log
+from . import background, caching, cli, db, errors, guard_rails, metrics, request_guards, request_log
 from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
-from .routes import admin, categories, ops, products, reviews
-from .services.effects import RecomputeCategoryStats
+from .popularity import ViewTracker
+from .routes import admin, categories, jobs, ops, products, reviews
 
 REDIS_TIMEOUT_SECONDS = 0.25
 
@@ -28,15 +28,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_guards.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
     guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
-    # Order matters: aggregates are recomputed before the entries showing them are invalidated.
-    effects: list = [RecomputeCategoryStats()]
+    effects: list = [background.init_app(app, settings)]
     db.init_app(app, settings, effects, registry)
     init_cache(app, settings, registry, effects)
+    app.extensions["shelf.views"] = ViewTracker(
+        app.extensions["shelf.queue"], settings.popularity_flush_seconds
+    )
     app.extensions["shelf.redis"] = redis.Redis.from_url(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
     )
     api = Api(app)
-    for module in (products, reviews, categories, admin):
+    for module in (products, reviews, categories, admin, jobs):
         api.register_blueprint(module.blp)
     app.register_blueprint(ops.blp)
     errors.init_app(app)

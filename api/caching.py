@@ -19,6 +19,7 @@ the request id in it is this request's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import redis
 from flask import Flask, Response, current_app, request
@@ -34,7 +35,7 @@ from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
 from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
-from cache.keys import CacheKey
+from cache.keys import CacheKey, KeyBuilder
 from cache.metrics import Event, PrometheusMetrics
 from cache.region import Region, Result, State
 
@@ -49,9 +50,19 @@ DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 NOT_FOUND = Payload(404, b"", '"not-found"')
 
+ALL_PRODUCTS = "all"
+"""List scope of product lists without a category filter."""
+
 
 def payload(rendered: Rendered) -> Payload:
     return Payload(200, rendered.body, rendered.etag)
+
+
+def product_list_key(keys: KeyBuilder, query: dict) -> CacheKey:
+    """A list page's key: validated parameters in one canonical form (10, 10.0 and 10.00 are one price),
+    scoped by the category filter so writes in a category invalidate only that scope (and "all")."""
+    params = {name: f"{value:.2f}" if isinstance(value, Decimal) else value for name, value in query.items()}
+    return keys.product_list(params, query["category"] or ALL_PRODUCTS)
 
 
 def region() -> Region:

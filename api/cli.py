@@ -18,15 +18,23 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from marshmallow import ValidationError
 from sqlalchemy import create_engine
 
-from .schemas import CACHE_RESOURCES
+from jobs import warming as warm_jobs
+
+from . import background
+from .db import session
+from .schemas import CACHE_RESOURCES, RECOMPUTE_SCOPES, WARM_SCOPES, RecomputeRequestSchema, WarmRequestSchema
 from .seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
+from .services.errors import DomainError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 db_cli = AppGroup("db", help="Database schema commands.")
 cache_cli = AppGroup("cache", help="Cache operations.")
+aggregates_cli = AppGroup("aggregates", help="Rating summaries and category stats.")
+jobs_cli = AppGroup("jobs", help="Background jobs (rq).")
 
 
 def alembic_config(database_url: str) -> Config:
@@ -126,7 +134,96 @@ def drain() -> None:
     click.echo(f"applied {applied} pending invalidations")
 
 
+@cache_cli.command("warm")
+@click.option("--scope", type=click.Choice(WARM_SCOPES), default="popular", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many products.")
+@click.option("--category", help="Category slug, with --scope category.")
+@click.option("--ids", help="Comma-separated product ids, with --scope ids.")
+@click.option(
+    "--sync/--queue", default=True, show_default=True, help="Run here with a progress bar, or queue it."
+)
+def warm(scope: str, limit: int | None, category: str | None, ids: str | None, sync: bool) -> None:
+    """Fill the cache ahead of reads (the same fill path, keys and leases as reads)."""
+    request = _load(
+        WarmRequestSchema(), {"scope": scope, "limit": limit, "category": category, "ids": _ids(ids)}
+    )
+    db = session()
+    if not sync:
+        job = _checked(background.trigger_warm, db, **request)
+        click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+        return
+    _checked(background.trigger_warm_checks, db, request["scope"], request["category"], request["ids"])
+    with click.progressbar(length=1, label=f"warming {scope}", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        summary = warm_jobs.warm(**request, progress=progress)
+    click.echo(
+        f"stored {summary['stored']} of {summary['products']} products, {summary['list_pages']} list pages"
+    )
+
+
+@aggregates_cli.command("recompute")
+@click.option("--scope", type=click.Choice(RECOMPUTE_SCOPES), default="all", show_default=True)
+@click.option("--product-id", type=int)
+@click.option("--category")
+def recompute(scope: str, product_id: int | None, category: str | None) -> None:
+    """Queue a recompute of rating summaries and category stats."""
+    request = _load(
+        RecomputeRequestSchema(), {"scope": scope, "product_id": product_id, "category": category}
+    )
+    job = _checked(background.trigger_recompute, session(), **request)
+    click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+
+
+@jobs_cli.command("failed")
+def failed() -> None:
+    """List failed jobs, newest first, with their error."""
+    rows = background.failed_jobs()
+    for job in rows:
+        click.echo(f"{job['id']}  {job['kind']:<22} {job['ended_at']}  {job['error']}")
+    click.echo(f"{len(rows)} failed jobs")
+
+
+@jobs_cli.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "requeue_all", is_flag=True, help="Requeue every failed job.")
+def requeue(job_ids: tuple[str, ...], requeue_all: bool) -> None:
+    """Put failed jobs back on their queue."""
+    if not job_ids and not requeue_all:
+        raise click.UsageError("name job ids or pass --all")
+    count = background.requeue_failed(None if requeue_all else list(job_ids))
+    click.echo(f"requeued {count} jobs")
+
+
+def _ids(raw: str | None) -> list[int] | None:
+    if not raw:
+        return None
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter("comma-separated integers", param_hint="--ids") from None
+
+
+def _checked(trigger, *args, **kwargs):
+    try:
+        return trigger(*args, **kwargs)
+    except DomainError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _load(schema, values: dict) -> dict:
+    try:
+        return schema.load({key: value for key, value in values.items() if value is not None})
+    except ValidationError as exc:
+        raise click.UsageError(str(exc.messages)) from None
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(cache_cli)
+    app.cli.add_command(aggregates_cli)
+    app.cli.add_command(jobs_cli)
     app.cli.add_command(seed)

@@ -39,14 +39,12 @@ from cache.api import CacheUnavailable
 from cache.keys import CacheKey, KeyBuilder
 from cache.region import Region
 
+from .caching import ALL_PRODUCTS
 from .models import CacheOutbox, Category, Product
 from .services import aggregates
-from .services.effects import CATEGORY, REVIEW, Change
+from .services.effects import CATEGORY, PRODUCT, REVIEW, Change
 
 log = logging.getLogger("shelf.cache.outbox")
-
-ALL_PRODUCTS = "all"
-"""List scope of product lists without a category filter."""
 
 DRAIN_BATCH = 200
 RETRY_SECONDS = 1.0
@@ -62,7 +60,8 @@ def invalidation_for(db: Session, keys: KeyBuilder, change: Change) -> dict:
     if change.kind == CATEGORY:  # product bodies embed their category's slug and name
         stale += [keys.product(pid) for pid in _products_in(db, change.category_ids)]
     bump = [keys.list_generation(scope) for scope in sorted(slugs | {ALL_PRODUCTS})]
-    bump += [keys.reviews_generation(pid) for pid in change.product_ids]
+    if change.kind in (PRODUCT, REVIEW):
+        bump += [keys.reviews_generation(pid) for pid in change.product_ids]
     return {"delete": [[k.resource, k.entry, k.lease, k.generation] for k in stale], "bump": bump}
 
 

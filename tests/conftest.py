@@ -61,6 +61,11 @@ def settings(base_settings, database_url, redis_url) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         api_tokens={"tests": TEST_TOKEN},
+        # Jobs run inline at enqueue, so a write's aggregates are done when it returns; the jobs'
+        # own tests use a real queue and an in-process worker instead.
+        jobs_eager=True,
+        recompute_debounce_seconds=0,
+        warm_on_start=False,
         secret_key="test-secret-" + secrets.token_hex(8),
     )
 

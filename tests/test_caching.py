@@ -107,10 +107,10 @@ def test_equivalent_list_queries_share_one_entry(client, engine, category):
 
 
 def test_junk_parameters_never_reach_the_cache(client, redis_client):
-    before = set(redis_client.keys("*"))
+    before = set(redis_client.keys("shelf:*"))
     assert client.get("/v1/products?colour=red").status_code == 400
     assert client.get("/v1/products?cursor=forged.cursor").status_code == 400
-    assert set(redis_client.keys("*")) == before
+    assert set(redis_client.keys("shelf:*")) == before
 
 
 # --- invalidation on writes -------------------------------------------------------------------
@@ -348,7 +348,9 @@ def test_an_invalidation_lost_with_its_process_is_replayed(app, client, engine, 
     monkeypatch.setattr(outbox, "apply_committed", lambda row_id, invalidation: None)  # "dies" here
     client.patch(path, json={"stock": 2}, headers=auth)
     assert client.get(path).get_json()["stock"] == 5  # stale until the drain: this is what it fixes
-    assert outbox.drain() == 1
+    pending = outbox_rows(engine)  # the write's row, and its recompute's (eager jobs)
+    assert pending >= 1
+    assert outbox.drain() == pending
     assert client.get(path).get_json()["stock"] == 2
     assert outbox_rows(engine) == 0
 

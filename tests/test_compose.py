@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from api import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres", "redis", "migrate", "api", "worker"}
+SERVICES = {"postgres", "redis", "migrate", "api", "worker", "cron"}
 QUEUES = ["high", "default", "low"]
 
 
@@ -164,7 +164,19 @@ def test_worker_runs_rq_with_scheduler_on_the_named_queues(compose):
         else:
             rest.append(word)
     assert "--with-scheduler" in argv
+    assert argv[argv.index("--serializer") + 1] == "json"
     assert rest == QUEUES
+
+
+def test_cron_runs_the_project_cron_file_with_json_jobs(compose):
+    from rq.cli.cli import main as rq_cli
+
+    (argv,) = commands(compose["services"]["cron"])
+    assert argv[:2] == ["rq", "cron"]
+    options = {opt for param in rq_cli.commands["cron"].params for opt in param.opts}
+    assert {word for word in argv[2:] if word.startswith("-")} <= options
+    assert argv[argv.index("--serializer") + 1] == "json"
+    assert (ROOT / argv[-1]).is_file()
 
 
 ENV_READERS = ["api", "cache", "jobs", "scripts", "tests", "gunicorn.conf.py", "Makefile", "compose.yaml"]

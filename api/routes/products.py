@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask import current_app, url_for
 from flask.views import MethodView
 
@@ -14,7 +12,6 @@ from ..auth import require_token
 from ..caching import payload
 from ..errors import problem
 from ..http import check_if_match, no_content, send
-from ..invalidation import ALL_PRODUCTS
 from ..openapi import WRITE, Blueprint
 from ..representations import render_product, render_product_page
 from ..services import products as service
@@ -38,11 +35,6 @@ def encode_cursor(query: dict, key: list | None) -> str | None:
     return None if key is None else pagination.encode(current_app.config["SHELF"].secret_key, query, key)
 
 
-def normalized(query: dict) -> dict:
-    """Validated parameters in one canonical form, for the cache key: 10, 10.0 and 10.00 are one price."""
-    return {name: f"{value:.2f}" if isinstance(value, Decimal) else value for name, value in query.items()}
-
-
 @blp.route("")
 class Products(MethodView):
     @blp.arguments(schemas.ProductListQuerySchema, location="query")
@@ -56,8 +48,7 @@ class Products(MethodView):
             rows, last = service.list_products(db.session(), query, after)
             return payload(render_product_page(rows, encode_cursor(query, last)))
 
-        key = caching.keys().product_list(normalized(query), query["category"] or ALL_PRODUCTS)
-        return caching.serve(key, read)
+        return caching.serve(caching.product_list_key(caching.keys(), query), read)
 
     @require_token
     @blp.arguments(schemas.ProductCreateSchema)
@@ -83,6 +74,7 @@ class ProductsById(MethodView):
         """Read one active product."""
         if not 0 < product_id <= service.MAX_ID:
             raise problem(404, f"product {product_id} not found")
+        current_app.extensions["shelf.views"].record(product_id)
 
         def read() -> Payload:
             try:

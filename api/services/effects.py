@@ -5,9 +5,9 @@ A service describes what it changed as a :class:`Change` and calls
 app registers them on the sessionmaker, see ``api.db``) may do work in that
 transaction, such as writing a cache-invalidation outbox row, and returns
 what must happen only after the commit succeeds; nothing outside PostgreSQL
-ever reflects a write that rolled back. Effects run in registration order,
-so aggregates are recomputed before the cache entries showing them are
-invalidated.
+ever reflects a write that rolled back. Aggregates are recomputed by jobs, which record their
+own changes, so the entries showing aggregates are invalidated after the
+recompute commits.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from ..db import after_commit
-from . import aggregates
 
 PRODUCT, REVIEW, CATEGORY = "product", "review", "category"
+AGGREGATES = "aggregates"
+"""A recompute job's change: derived values only, which must not schedule another recompute."""
 
 
 @dataclass(frozen=True)
@@ -56,24 +57,3 @@ def review_added(db: Session, product_id: int, category_id: int) -> None:
 
 def category_changed(db: Session, category_ids: Iterable[int], gone_slugs: Iterable[str] = ()) -> None:
     record(db, Change(CATEGORY, (), tuple(sorted(set(category_ids))), tuple(sorted(set(gone_slugs)))))
-
-
-class RecomputeCategoryStats:
-    """Refresh the stats of the touched categories and their ancestors after commit.
-
-    Product rating summaries are refreshed inside the write itself (see
-    ``services.products.add_review``); category stats cost more, so they run
-    after the commit, in their own transaction.
-    """
-
-    def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
-        if not change.category_ids:
-            return None
-        engine = db.get_bind()
-
-        def recompute() -> None:
-            with engine.begin() as conn:
-                ids = aggregates.categories_affected(conn, list(change.category_ids))
-                aggregates.recompute_category_stats(conn, ids)
-
-        return recompute

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..models import Product, ProductRatingSummary, Review
-from . import aggregates, effects
+from . import effects
 from .categories import get_category_by_slug, subtree_ids
 from .constraints import flush_or_raise
 from .errors import InvalidInput, NotFound
@@ -142,8 +142,6 @@ def add_review(db: Session, product: Product, data: dict) -> Review:
     review = Review(product_id=product.id, **data)
     db.add(review)
     flush_or_raise(db)
-    # One product's summary is cheap and exact; do it in the write's transaction.
-    aggregates.recompute_product_ratings(db, [product.id])
     effects.review_added(db, product.id, product.category_id)
     return review
 

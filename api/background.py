@@ -1,0 +1,168 @@
+"""The app's side of background work: what writes enqueue, and triggers for operators.
+
+Writes enqueue recomputes after they commit, debounced per target (see
+``jobs.queues``): a review schedules its product's recompute (rating, then
+its categories' stats) on ``high``; a product created, changed, moved or
+deleted schedules its categories' stats on ``default``. Enqueueing is a
+Redis call after the commit; if the queue's Redis is down the write still
+succeeds and the periodic full recompute catches up, which is logged.
+
+Trigger arguments are validated here, before anything is queued: a bad
+trigger is a 4xx, never a job that fails later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import redis
+from flask import Flask, current_app
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jobs import aggregates as aggregate_jobs
+from jobs import queues
+from jobs import warming as warm_jobs
+
+from .config import Settings
+from .models import Category, Product
+from .services.effects import AGGREGATES, REVIEW, Change
+from .services.errors import InvalidInput, NotFound
+from .services.jobs import job_status
+
+log = logging.getLogger("shelf.jobs")
+
+
+class EnqueueRecomputes:
+    """Effect: schedule the aggregate recomputes a committed write calls for."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings):
+        self.connection, self.settings = connection, settings
+
+    def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
+        if change.kind == AGGREGATES or not (change.product_ids or change.category_ids):
+            return None
+        return lambda: self._enqueue(change)
+
+    def _enqueue(self, change: Change) -> None:
+        try:
+            if change.kind == REVIEW:
+                for product_id in change.product_ids:
+                    self._debounced(
+                        "recompute_product",
+                        f"product:{product_id}",
+                        aggregate_jobs.recompute_product,
+                        product_id,
+                    )
+            elif change.category_ids:
+                target = "categories:" + ",".join(map(str, change.category_ids))
+                self._debounced(
+                    "recompute_categories",
+                    target,
+                    aggregate_jobs.recompute_categories,
+                    list(change.category_ids),
+                )
+        except redis.RedisError:
+            log.warning(
+                "recompute for %s not queued (queue unavailable); the periodic recompute will", change
+            )
+
+    def _debounced(self, kind: str, target: str, func, *args) -> None:
+        delay = self.settings.recompute_debounce_seconds
+        queues.enqueue_debounced(
+            self.connection, kind, target, func, *args, delay=delay, eager=self.settings.jobs_eager
+        )
+
+
+def connection() -> redis.Redis:
+    return current_app.extensions["shelf.queue"]
+
+
+def eager() -> bool:
+    return current_app.config["SHELF"].jobs_eager
+
+
+def trigger_warm_checks(db: Session, scope: str, category: str | None, ids: list[int] | None) -> None:
+    """The catalog-side checks of a warm request: its category or ids must exist."""
+    if scope == "category" and not db.scalar(select(Category.id).where(Category.slug == category)):
+        raise InvalidInput(f"category {category!r} not found", field="category")
+    if scope == "ids":
+        known = set(db.scalars(select(Product.id).where(Product.id.in_(ids))))
+        if missing := sorted(set(ids) - known):
+            raise InvalidInput(f"unknown product ids: {missing[:10]}", field="ids")
+
+
+def trigger_warm(
+    db: Session, scope: str, limit: int | None, category: str | None, ids: list[int] | None
+) -> Job:
+    """Validate a warm request against the catalog, then queue it on ``low``."""
+    trigger_warm_checks(db, scope, category, ids)
+    kwargs = {"scope": scope, "limit": limit, "category": category, "ids": ids}
+    return queues.enqueue(connection(), "warm", warm_jobs.warm, kwargs=kwargs, eager=eager())
+
+
+def trigger_recompute(db: Session, scope: str, product_id: int | None, category: str | None) -> Job:
+    if scope == "product":
+        if not db.get(Product, product_id):
+            raise InvalidInput(f"product {product_id} not found", field="product_id")
+        return queues.enqueue(
+            connection(), "recompute_product", aggregate_jobs.recompute_product, product_id, eager=eager()
+        )
+    if scope == "category":
+        category_id = db.scalar(select(Category.id).where(Category.slug == category))
+        if category_id is None:
+            raise InvalidInput(f"category {category!r} not found", field="category")
+        return queues.enqueue(
+            connection(),
+            "recompute_categories",
+            aggregate_jobs.recompute_categories,
+            [category_id],
+            eager=eager(),
+        )
+    return queues.enqueue(connection(), "recompute_all", aggregate_jobs.recompute_all, eager=eager())
+
+
+def failed_jobs() -> list[dict]:
+    found = []
+    for name in queues.QUEUES:
+        registry = queues.queue(name, connection()).failed_job_registry
+        for job_id in registry.get_job_ids():
+            with contextlib.suppress(NotFound):
+                found.append(job_status(connection(), job_id))
+    return sorted(found, key=lambda job: str(job["ended_at"]), reverse=True)
+
+
+def requeue_failed(job_ids: list[str] | None) -> int:
+    """Requeue the named failed jobs (all when ``None``); returns how many."""
+    count = 0
+    for name in queues.QUEUES:
+        registry = queues.queue(name, connection()).failed_job_registry
+        for job_id in registry.get_job_ids():
+            if job_ids is None or job_id in job_ids:
+                registry.requeue(job_id)
+                count += 1
+    return count
+
+
+def warm_on_start(settings: Settings) -> Job | None:
+    """Queue one warm of the most viewed products when the API starts (gunicorn's when_ready)."""
+    if not settings.warm_on_start:
+        return None
+    target = "warm:startup"
+    return queues.enqueue_debounced(
+        queues.connect(settings.queue_url),
+        "warm",
+        target,
+        warm_jobs.warm,
+        "popular",
+        settings.warm_on_start_limit,
+        delay=0,
+    )
+
+
+def init_app(app: Flask, settings: Settings) -> EnqueueRecomputes:
+    app.extensions["shelf.queue"] = queues.connect(settings.queue_url)
+    return EnqueueRecomputes(app.extensions["shelf.queue"], settings)

@@ -1,0 +1,98 @@
+"""Queues, their connection, and the policy every job is enqueued with.
+
+Three queues by priority; workers take ``high`` first. Every job kind names
+its timeout, result TTL, failure TTL and retry policy here, once. Job data is
+JSON (rq's JSONSerializer), never pickled, which also keeps job arguments to
+ids and plain values. The queue's Redis is configured apart from the cache's
+(``SHELF_QUEUE_REDIS_URL``): rq does not run on Redis Cluster, the cache may.
+
+Debounced enqueueing: a fixed "pending" key per target (``SET NX``) lets one
+job wait per target; the job deletes its key when it starts, so a write
+arriving while it runs schedules exactly one more. A burst of a thousand
+reviews of one product runs one or two recomputes, not a thousand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+HIGH, DEFAULT, LOW = "high", "default", "low"
+QUEUES = (HIGH, DEFAULT, LOW)
+"""In the order workers take them."""
+
+PENDING_PREFIX = "shelf-jobs:pending:"
+"""Outside the cache prefix (`shelf:`): purging the cache must not forget pending jobs."""
+
+log = logging.getLogger("shelf.jobs")
+
+
+@dataclass(frozen=True)
+class Policy:
+    queue: str
+    timeout: int  # seconds a run may take before rq kills it
+    result_ttl: int  # seconds a finished job (and its result) stays visible
+    failure_ttl: int  # seconds a failed job stays in the failed registry
+    retries: int = 3  # transient failures (database or Redis) are retried with backoff
+    backoff: tuple[int, ...] = (1, 5, 15)
+
+    def options(self) -> dict:
+        return {
+            "job_timeout": self.timeout,
+            "result_ttl": self.result_ttl,
+            "failure_ttl": self.failure_ttl,
+            "retry": Retry(max=self.retries, interval=list(self.backoff)),
+        }
+
+
+POLICIES = {
+    "recompute_product": Policy(HIGH, timeout=60, result_ttl=3600, failure_ttl=7 * 86400),
+    "recompute_categories": Policy(DEFAULT, timeout=300, result_ttl=3600, failure_ttl=7 * 86400),
+    "recompute_all": Policy(DEFAULT, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
+    "warm": Policy(LOW, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
+    "drain_outbox": Policy(HIGH, timeout=60, result_ttl=600, failure_ttl=86400),
+}
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def queue(name: str, connection: redis.Redis, *, eager: bool = False) -> Queue:
+    """``eager`` runs jobs in the caller's process at enqueue time (tests, single-process tools)."""
+    return Queue(name, connection=connection, serializer=JSONSerializer, is_async=not eager)
+
+
+def enqueue(
+    connection: redis.Redis, kind: str, func, *args, eager: bool = False, job_id=None, **kwargs
+) -> Job:
+    policy = POLICIES[kind]
+    options = policy.options() | {"job_id": job_id, "meta": {"kind": kind}}
+    return queue(policy.queue, connection, eager=eager).enqueue(func, *args, **options, **kwargs)
+
+
+def enqueue_debounced(
+    connection: redis.Redis, kind: str, target: str, func, *args, delay: int, eager: bool = False
+) -> Job | None:
+    """Enqueue ``func`` for ``target`` unless one is already waiting; run it ``delay`` seconds later."""
+    policy = POLICIES[kind]
+    pending_key = PENDING_PREFIX + target
+    if not connection.set(pending_key, "1", nx=True, ex=delay + policy.timeout):
+        return None
+    options = policy.options() | {"meta": {"kind": kind, "pending_key": pending_key}}
+    jobs = queue(policy.queue, connection, eager=eager)
+    if delay and not eager:
+        return jobs.enqueue_in(timedelta(seconds=delay), func, *args, **options)
+    return jobs.enqueue(func, *args, **options)
+
+
+def release_pending(connection: redis.Redis, job: Job | None) -> None:
+    """Called by a debounced job as it starts: writes from now on schedule another run."""
+    if job is not None and job.meta.get("pending_key"):
+        connection.delete(job.meta["pending_key"])

@@ -1,0 +1,118 @@
+"""Cache warming: fill product entries (and a category's first list pages) ahead of reads.
+
+Warming uses the read path's own fill rules: per batch it takes the keys'
+leases *before* one SELECT reads the rows, then stores them in one pipelined
+round trip, each store checked against its lease and generation, so a write
+that lands meanwhile wins and a warm never overwrites a newer entry. Keys
+whose lease a reader holds are skipped: that reader is filling them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import caching, pagination
+from api.models import Product, ProductRatingSummary
+from api.popularity import most_viewed
+from api.representations import render_product, render_product_page
+from api.schemas import SORTS, ProductListQuerySchema
+from api.services import products as product_service
+from api.services.categories import get_category_by_slug, subtree_ids
+
+from . import context
+from .queues import release_pending
+
+BATCH = 500
+SCOPES = ("popular", "category", "ids", "all")
+DEFAULT_POPULAR = 5000
+
+Progress = Callable[[int, int], None]
+
+
+def warm(
+    scope: str,
+    limit: int | None = None,
+    category: str | None = None,
+    ids: list[int] | None = None,
+    *,
+    progress: Progress | None = None,
+) -> dict:
+    """Warm ``scope``: the most viewed products, a category, explicit ids, or the whole catalog."""
+    job = get_current_job()
+    if job is not None:
+        release_pending(job.connection, job)
+    report = progress or _job_progress(job)
+    app = context.app()
+    region = app.extensions["shelf.region"]
+    with context.session() as db:
+        targets = _targets(db, app, scope, limit, category, ids)
+        stored = 0
+        for start in range(0, len(targets), BATCH):
+            stored += warm_products(db, region, targets[start : start + BATCH])
+            report(min(start + BATCH, len(targets)), len(targets))
+        pages = warm_list_pages(db, region, app, category) if scope == "category" else 0
+    return {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
+
+
+def warm_products(db: Session, region, product_ids: list[int]) -> int:
+    keys = {pid: region.keys.product(pid) for pid in product_ids}
+    reservation = region.reserve(list(keys.values()))
+    reserved = [pid for pid in product_ids if keys[pid] in reservation.generations]
+    if not reserved:
+        return 0
+    rows = db.scalars(select(Product).where(Product.id.in_(reserved), Product.is_active)).unique()
+    items = [(keys[p.id], caching.payload(render_product(p))) for p in rows]
+    db.expunge_all()
+    return region.fill_many(items, reservation)
+
+
+def warm_list_pages(db: Session, region, app, slug: str) -> int:
+    """The first page of every sort of a category's list, keyed exactly as a request's would be."""
+    secret = app.config["SHELF"].secret_key
+    queries = [ProductListQuerySchema().load({"category": slug, "sort": sort}) for sort in SORTS]
+    keys = [caching.product_list_key(region.keys, query) for query in queries]
+    reservation = region.reserve(keys)
+    items = []
+    for key, query in zip(keys, queries, strict=True):
+        if key in reservation.generations:
+            rows, last = product_service.list_products(db, query, None)
+            cursor = None if last is None else pagination.encode(secret, query, last)
+            items.append((key, caching.payload(render_product_page(rows, cursor))))
+    return region.fill_many(items, reservation) if items else 0
+
+
+def _targets(db: Session, app, scope, limit, category, ids) -> list[int]:
+    if scope == "ids":
+        return list(dict.fromkeys(ids))
+    if scope == "popular":
+        limit = limit or DEFAULT_POPULAR
+        return most_viewed(app.extensions["shelf.queue"], limit) or _most_reviewed(db, limit)
+    stmt = select(Product.id).where(Product.is_active).order_by(Product.id)
+    if scope == "category":
+        stmt = stmt.where(Product.category_id.in_(subtree_ids(db, get_category_by_slug(db, category).id)))
+    return list(db.scalars(stmt.limit(limit) if limit else stmt))
+
+
+def _most_reviewed(db: Session, limit: int) -> list[int]:
+    """Before anything was viewed, the most reviewed products stand in for the most popular."""
+    stmt = (
+        select(Product.id)
+        .join(ProductRatingSummary)
+        .where(Product.is_active)
+        .order_by(ProductRatingSummary.review_count.desc(), Product.id)
+        .limit(limit)
+    )
+    return list(db.scalars(stmt))
+
+
+def _job_progress(job) -> Progress:
+    def report(done: int, total: int) -> None:
+        if job is not None:
+            job.meta["progress"] = {"done": done, "total": total}
+            job.save_meta()
+
+    return report
