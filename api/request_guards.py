@@ -20,6 +20,8 @@ def _is_json(mimetype: str) -> bool:
 
 
 def check_body() -> None:
+    if request.routing_exception is not None:
+        return  # an unknown path or method answers 404/405, whatever the body
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise problem(413, f"request body is over the {limit}-byte limit")

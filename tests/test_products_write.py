@@ -181,3 +181,4 @@ def test_unsupported_method_is_405_problem(client):
     response = client.put("/v1/products", json={})
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
+    assert client.put("/v1/categories", data="x", content_type="text/plain").status_code == 405
