@@ -117,8 +117,9 @@ def handle_domain_error(error: DomainError) -> Response:
     return render(status, HTTPStatus(status).phrase, str(error), errors=errors)
 
 
-def handle_operational_error(_error: OperationalError) -> Response:
-    log.warning("database unavailable", exc_info=True)
+def handle_operational_error(error: OperationalError) -> Response:
+    # One line, no traceback: during an outage every request lands here.
+    log.warning("database unavailable: %s", str(error.orig or error).splitlines()[0])
     return render(503, "Service Unavailable", "the database is unavailable; retry shortly")
 
 
