@@ -41,9 +41,10 @@ from cache.region import Region, Result, State
 
 from . import metrics
 from .config import Settings
-from .errors import render
+from .errors import render as render_problem
 from .representations import Rendered
 from .schemas import CACHE_RESOURCES
+from .services.errors import NotFound
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""
@@ -73,13 +74,20 @@ def keys():
     return region().keys
 
 
-def serve(key: CacheKey, creator: Callable[[], Payload]) -> Response:
-    """Answer a read from the cache, computing it with ``creator`` (which returns a Payload) on a miss."""
+def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
+    """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404."""
+
+    def creator() -> Payload:
+        try:
+            return payload(build())
+        except NotFound:
+            return NOT_FOUND
+
     result = region().get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
     headers = _headers(result)
     entry = result.entry
     if entry.status == 404:
-        return render(404, "Not Found", "not found", headers=headers)
+        return render_problem(404, "Not Found", "not found", headers=headers)
     tag, _weak = unquote_etag(entry.etag)
     if request.if_none_match.contains_weak(tag):
         return Response(status=304, headers={"ETag": entry.etag, **headers})

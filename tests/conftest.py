@@ -21,6 +21,7 @@ from api import create_app
 from api.cli import upgrade_database
 from api.config import Settings
 from api.models import Base
+from tests.netproxy import TcpProxy
 
 TEST_TOKEN = "test-token-" + secrets.token_hex(8)
 
@@ -114,3 +115,21 @@ def runner(app):
 @pytest.fixture
 def auth():
     return {"Authorization": f"Bearer {TEST_TOKEN}"}
+
+
+@pytest.fixture
+def redis_proxy(redis_url):
+    """A TCP proxy in front of the test Redis, to cut (``down()``) or slow (``delay``) it."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy((parts.hostname, parts.port or 6379))
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxied(settings, redis_url, redis_proxy):
+    """An app whose Redis (cache, queue, rate limits) is reached through ``redis_proxy``."""
+    url = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
+    app = create_app(settings.replace(redis_url=url))
+    yield app
+    app.extensions["shelf.engine"].dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import event, text
@@ -18,7 +17,6 @@ from api.services import products as product_service
 from tests.cache.support import commands_sent
 from tests.conftest import _with_path
 from tests.factories import make_category, make_product, token
-from tests.netproxy import TcpProxy
 
 
 @contextmanager
@@ -283,36 +281,19 @@ def test_a_hundred_concurrent_misses_cause_one_database_fill(settings, engine, c
 # --- Redis outages ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_proxy(redis_url):
-    parts = urlsplit(redis_url)
-    proxy = TcpProxy((parts.hostname, parts.port or 6379))
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
-def proxied_app(settings, redis_url, redis_proxy):
-    parts = urlsplit(redis_url)
-    url = parts._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
-    app = create_app(settings.replace(redis_url=url))
-    yield app
-    app.extensions["shelf.engine"].dispose()
-
-
 def outbox_rows(engine) -> int:
     with engine.connect() as conn:
         return conn.scalar(text("SELECT count(*) FROM cache_outbox"))
 
 
-def test_redis_down_reads_bypass_and_writes_succeed(proxied_app, redis_proxy, engine, category, auth):
-    client = proxied_app.test_client()
+def test_redis_down_reads_bypass_and_writes_succeed(proxied, redis_proxy, engine, category, auth):
+    client = proxied.test_client()
     product = make_product(engine, category)
     redis_proxy.down()
     for _ in range(8):  # past the breaker's threshold: later reads skip Redis entirely
         response = client.get(f"/v1/products/{product.id}")
         assert response.status_code == 200 and response.headers["X-Cache"] == "BYPASS"
-    assert proxied_app.extensions["shelf.region"].breaker.state.name == "OPEN"
+    assert proxied.extensions["shelf.region"].breaker.state.name == "OPEN"
     patched = client.patch(f"/v1/products/{product.id}", json={"stock": 7}, headers=auth)
     assert patched.status_code == 200
     assert client.get(f"/v1/products/{product.id}").get_json()["stock"] == 7
@@ -320,11 +301,11 @@ def test_redis_down_reads_bypass_and_writes_succeed(proxied_app, redis_proxy, en
 
 
 def test_no_stale_entry_is_served_after_redis_comes_back(
-    proxied_app, redis_proxy, engine, category, auth, settings, redis_url
+    proxied, redis_proxy, engine, category, auth, settings, redis_url
 ):
     """Cached, then Redis becomes unreachable, a write commits (its invalidation cannot reach Redis),
     then Redis is back: neither this process nor a new one may read the old entry."""
-    client = proxied_app.test_client()
+    client = proxied.test_client()
     product = make_product(engine, category, stock=5)
     path = f"/v1/products/{product.id}"
     client.get(path)

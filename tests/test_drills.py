@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -25,25 +24,8 @@ from sqlalchemy import create_engine, text
 from api import create_app
 from api.cli import upgrade_database
 from tests.factories import make_category, make_products, token
-from tests.netproxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def redis_proxy(redis_url):
-    parts = urlsplit(redis_url)
-    proxy = TcpProxy((parts.hostname, parts.port or 6379))
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
-def proxied(settings, redis_url, redis_proxy):
-    url = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
-    app = create_app(settings.replace(redis_url=url, cache_redis_timeout_ms=100))
-    yield app
-    app.extensions["shelf.engine"].dispose()
 
 
 def database_stock(engine, product_id: int) -> int:

@@ -208,10 +208,11 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
     blocker.dispose()
     started = StartedJobRegistry(queues.HIGH, connection=queue_redis, serializer=JSONSerializer)
     started.cleanup(timestamp=time.time() + 3600)  # what any worker does once the execution expires
+    retried = Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer)
+    assert retried.get_status() == "queued"  # back on its queue, one retry used
+    assert retried.retries_left == queues.POLICIES["recompute_product"].retries - 1
     run_worker(queue_redis)
-    final = Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer)
-    assert final.get_status() == "finished"
-    assert final.retries_left == queues.POLICIES["recompute_product"].retries - 1
+    assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
 def start_worker(settings) -> subprocess.Popen:

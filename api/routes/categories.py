@@ -7,16 +7,13 @@ import re
 from flask import url_for
 from flask.views import MethodView
 
-from cache.entry import Payload
-
 from .. import caching, db, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import check_if_match, no_content, send
 from ..openapi import WRITE, Blueprint
-from ..representations import CATEGORY, CATEGORY_TREE, render
+from ..representations import CATEGORY, CATEGORY_TREE, Rendered, render
 from ..services import categories as service
-from ..services.errors import NotFound
 
 blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description="The category tree.")
 
@@ -31,10 +28,10 @@ class Categories(MethodView):
     def get(self):
         """The category tree, each node with its subtree's product count."""
 
-        def read() -> Payload:
-            return caching.payload(render(CATEGORY_TREE, {"items": service.category_tree(db.session())}))
+        def tree() -> Rendered:
+            return render(CATEGORY_TREE, {"items": service.category_tree(db.session())})
 
-        return caching.serve(caching.keys().category_tree(), read)
+        return caching.serve(caching.keys().category_tree(), tree)
 
     @require_token
     @blp.arguments(schemas.CategoryCreateSchema)
@@ -60,14 +57,7 @@ class CategoriesBySlug(MethodView):
         """One category with its parent, children and subtree stats."""
         if not re.fullmatch(schemas.SLUG, slug):
             raise problem(404, f"category {slug!r} not found")
-
-        def read() -> Payload:
-            try:
-                return caching.payload(render_category(slug))
-            except NotFound:
-                return caching.NOT_FOUND
-
-        return caching.serve(caching.keys().category(slug), read)
+        return caching.serve(caching.keys().category(slug), lambda: render_category(slug))
 
     @require_token
     @blp.arguments(schemas.CategoryUpdateSchema)

@@ -5,17 +5,13 @@ from __future__ import annotations
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from cache.entry import Payload
-
 from .. import caching, db, pagination, schemas
 from ..auth import require_token
-from ..caching import payload
 from ..errors import problem
 from ..http import check_if_match, no_content, send
 from ..openapi import WRITE, Blueprint
-from ..representations import render_product, render_product_page
+from ..representations import Rendered, render_product, render_product_page
 from ..services import products as service
-from ..services.errors import NotFound
 
 blp = Blueprint("products", __name__, url_prefix="/v1/products", description="Products in the catalog.")
 
@@ -44,9 +40,9 @@ class Products(MethodView):
         """List active products, filtered and sorted, one keyset page at a time."""
         after = decode_cursor(query)  # rejected before the cache is consulted
 
-        def read() -> Payload:
+        def read() -> Rendered:
             rows, last = service.list_products(db.session(), query, after)
-            return payload(render_product_page(rows, encode_cursor(query, last)))
+            return render_product_page(rows, encode_cursor(query, last))
 
         return caching.serve(caching.product_list_key(caching.keys(), query), read)
 
@@ -75,14 +71,8 @@ class ProductsById(MethodView):
         if not 0 < product_id <= service.MAX_ID:
             raise problem(404, f"product {product_id} not found")
         current_app.extensions["shelf.views"].record(product_id)
-
-        def read() -> Payload:
-            try:
-                return payload(render_product(service.get_product(db.session(), product_id)))
-            except NotFound:
-                return caching.NOT_FOUND
-
-        return caching.serve(caching.keys().product(product_id), read)
+        key = caching.keys().product(product_id)
+        return caching.serve(key, lambda: render_product(service.get_product(db.session(), product_id)))
 
     @require_token
     @blp.arguments(schemas.ProductUpdateSchema)

@@ -5,16 +5,13 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from cache.entry import Payload
-
 from .. import caching, db, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import send
 from ..openapi import WRITE, Blueprint
-from ..representations import REVIEW, REVIEW_PAGE, render
+from ..representations import REVIEW, REVIEW_PAGE, Rendered, render
 from ..services import products as service
-from ..services.errors import NotFound
 from .products import decode_cursor, encode_cursor
 
 blp = Blueprint("reviews", __name__, url_prefix="/v1/products", description="Product reviews.")
@@ -33,15 +30,11 @@ class ProductReviews(MethodView):
         query = {**query, "product_id": product_id}
         after = decode_cursor(query)
 
-        def read() -> Payload:
+        def read() -> Rendered:
             session = db.session()
-            try:
-                service.get_product(session, product_id)
-            except NotFound:
-                return caching.NOT_FOUND
+            service.get_product(session, product_id)  # unknown or inactive: a cached 404
             rows, last = service.list_reviews(session, product_id, query["limit"], after)
-            page = {"items": rows, "next_cursor": encode_cursor(query, last)}
-            return caching.payload(render(REVIEW_PAGE, page))
+            return render(REVIEW_PAGE, {"items": rows, "next_cursor": encode_cursor(query, last)})
 
         key = caching.keys().reviews(product_id, {"limit": query["limit"], "cursor": query["cursor"]})
         return caching.serve(key, read)
@@ -53,7 +46,7 @@ class ProductReviews(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(**WRITE)
     def post(self, data, product_id):
-        """Review an active product. Its rating summary updates with the review."""
+        """Review an active product. Its rating follows when the recompute job has run (seconds)."""
         session = db.session()
         product = service.get_product(session, product_id)
         review = service.add_review(session, product, data)

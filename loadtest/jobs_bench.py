@@ -1,0 +1,261 @@
+"""Benchmarks of the background work: warming speed and how soon a review shows in the rating.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/shelf_bench REDIS_URL=redis://127.0.0.1:6379/3 \\
+        python -m loadtest.jobs_bench --warm-products 10000 --reviews 60
+
+* **warm**: ``warm("popular", limit=N)`` run in-process against an empty cache,
+  repeated (``--warm-runs``); the median time and products stored per run.
+* **staleness**: the API (gunicorn, as the run command starts it) and an rq
+  worker run as separate processes; for random products a review is posted and
+  the product is read every 20 ms until its rating count moves. The delay is
+  measured from the POST's 201 to the first read that shows it; it includes the
+  recompute debounce (``SHELF_RECOMPUTE_DEBOUNCE_SECONDS``, default 2 s).
+* **cold start**: Zipf-popular reads (the load test's distribution) build up
+  view counts for ``--popularity-seconds``; then the cache is purged and the API
+  restarted with warm-on-start, and the same reads start the moment it answers.
+  The product hit ratio of every 1-second window, from ``/metrics``, for
+  ``--cold-seconds``.
+
+Needs a seeded catalog (``flask --app api seed``). Prints a JSON summary and
+writes it under ``loadtest/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from api import create_app
+from api.config import Settings
+from jobs import context
+from loadtest.workload import Zipf
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "loadtest" / "results"
+TOKEN = os.environ.get("SHELF_BENCH_TOKEN", "dev-token")
+
+
+def bench_warm(settings: Settings, products: int, runs: int) -> dict:
+    app = create_app(settings)
+    context.use(app)
+    from jobs.warming import warm
+
+    timings, stored = [], []
+    with app.app_context():
+        for _ in range(runs):
+            app.extensions["shelf.region"].purge("product")
+            started = time.perf_counter()
+            summary = warm("popular", limit=products)
+            timings.append(time.perf_counter() - started)
+            stored.append(summary["stored"])
+    return {
+        "products": products,
+        "runs": runs,
+        "median_s": round(statistics.median(timings), 3),
+        "all_s": [round(t, 3) for t in timings],
+        "stored": stored,
+    }
+
+
+def bench_staleness(settings: Settings, reviews: int, max_id: int) -> dict:
+    with _stack(settings, warm_on_start=False) as base:
+        delays = [_one_review_delay(base, random.randint(1, max_id)) for _ in range(reviews)]
+    ordered = sorted(d for d in delays if d is not None)
+    return {
+        "reviews": reviews,
+        "measured": len(ordered),
+        "p50_s": round(statistics.median(ordered), 3),
+        "p99_s": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+        "max_s": round(ordered[-1], 3),
+        "debounce_s": settings.recompute_debounce_seconds,
+    }
+
+
+def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
+    zipf = Zipf(ids, args.zipf, args.seed)
+    with _stack(settings, warm_on_start=False) as base:
+        _read_load(base, zipf, args.popularity_seconds, threads=args.threads)
+        time.sleep(settings.popularity_flush_seconds + 1)  # the last view counts reach Redis
+    app = create_app(settings)
+    app.extensions["shelf.region"].purge(None)
+    with _stack(settings, warm_on_start=True) as base:
+        series = _read_load(base, zipf, args.cold_seconds, threads=args.threads, sample=True)
+    reached = next((window["second"] for window in series if window["hit_ratio"] >= 0.95), None)
+    return {
+        "warm_on_start_limit": settings.warm_on_start_limit,
+        "zipf_exponent": args.zipf,
+        "top_share": round(zipf.share_of_top(settings.warm_on_start_limit), 3),
+        "first_second_at_95pct": reached,
+        "series": series,
+    }
+
+
+@contextmanager
+def _stack(settings: Settings, warm_on_start: bool):
+    """gunicorn + an rq worker, as the run command starts them; yields the API's base URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SHELF_PORT": str(port),
+        "SHELF_WARM_ON_START": str(warm_on_start).lower(),
+        "SHELF_LOG_LEVEL": "WARNING",
+        "SHELF_RATE_LIMITS_ENABLED": "false",  # all load comes from one address
+    }
+    bin_dir = Path(sys.executable).parent
+    worker = subprocess.Popen(  # noqa: S603 - our own processes, fixed arguments
+        [str(bin_dir / "rq"), "worker", "--with-scheduler", "--serializer", "json", "--path", ".",
+         "--url", settings.queue_url, "-q", "high", "default", "low"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    server = subprocess.Popen(  # noqa: S603
+        [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "api:create_app()"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base)
+        yield base
+    finally:
+        for process in (server, worker):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+
+
+def _read_load(base: str, zipf: Zipf, seconds: float, threads: int, sample: bool = False) -> list[dict]:
+    """Zipf reads of product detail from keep-alive clients; the per-second hit ratios if ``sample``."""
+    stop = time.monotonic() + seconds
+    host, port = base.removeprefix("http://").split(":")
+
+    def reader(index: int) -> None:
+        rng = random.Random(f"cold:{index}")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        while time.monotonic() < stop:
+            connection.request("GET", f"/v1/products/{zipf.draw(rng)}")
+            connection.getresponse().read()
+
+    workers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    series, previous, second = [], _product_counts(base), 0
+    while sample and time.monotonic() < stop:
+        time.sleep(1)
+        second += 1
+        current = _product_counts(base)
+        hits, served = (current[k] - previous[k] for k in ("hits", "served"))
+        series.append(
+            {"second": second, "requests": served, "hit_ratio": round(hits / served, 4) if served else 0}
+        )
+        previous = current
+    for worker in workers:
+        worker.join()
+    return series
+
+
+def _product_counts(base: str) -> dict:
+    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()  # noqa: S310
+    counts = {}
+    for event in ("hits", "misses", "stale", "bypass"):
+        match = re.search(rf'shelf_cache_{event}_total\{{resource="product"\}} ([0-9.e+]+)', text)
+        counts[event] = float(match.group(1)) if match else 0.0
+    return {"hits": counts["hits"] + counts["stale"], "served": sum(counts.values())}
+
+
+def _one_review_delay(base: str, product_id: int) -> float | None:
+    status, product = _get(f"{base}/v1/products/{product_id}")
+    if status != 200:
+        return None
+    before = product["rating"]["count"]
+    body = json.dumps({"rating": 5, "title": "bench", "author": "bench"}).encode()
+    request = urllib.request.Request(  # noqa: S310 - local server
+        f"{base}/v1/products/{product_id}/reviews",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
+    urllib.request.urlopen(request, timeout=10)  # noqa: S310
+    posted = time.perf_counter()
+    while time.perf_counter() - posted < 60:
+        if _get(f"{base}/v1/products/{product_id}")[1]["rating"]["count"] > before:
+            return time.perf_counter() - posted
+        time.sleep(0.02)
+    return None
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local server
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+
+
+def _wait_until_up(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the API did not start")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--warm-products", type=int, default=10_000)
+    parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--reviews", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--zipf", type=float, default=1.1, help="popularity exponent, as the load test's")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--popularity-seconds", type=float, default=20)
+    parser.add_argument("--cold-seconds", type=float, default=15)
+    args = parser.parse_args()
+    random.seed(args.seed)
+    settings = Settings.from_env()
+    app = create_app(settings)
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from api.db import session
+        from api.models import Product
+
+        max_id = session().scalar(select(func.max(Product.id)))
+        ids = list(session().scalars(select(Product.id).where(Product.is_active)))
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "warm": bench_warm(settings, args.warm_products, args.warm_runs),
+        "staleness": bench_staleness(settings, args.reviews, max_id),
+        "cold_start": bench_cold_start(settings, args, ids),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"jobs-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The benchmark in one command: ``python -m loadtest.run`` (``--help`` lists every flag).
+
+It seeds the benchmark catalog in its own database when empty (timing the seed), then runs the arms
+one after another with the same workload, seed and duration, each against a fresh gunicorn started as
+``scripts/run.sh`` starts it: the mixed workload warm, cold and with the cache off, then product
+detail alone (warm) and the /healthz floor, the single-endpoint pair, and a diagnostic arm (product
+detail with the rate limiter off) that shows what the limiter costs on the hit path. Raw results
+(results.json, Locust's CSVs and HTML reports, server logs) go to ``loadtest/results/<timestamp>/``;
+the charts under ``loadtest/charts/`` and ``benchmarks.md`` are then regenerated from them
+(``python -m loadtest.report DIR`` does that step again from saved results). Finally, unless
+``--profile-seconds 0``, one worker is profiled with py-spy under product-detail hits, after and apart
+from the measured arms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import arms, catalog, environment, report
+from .profile import profile_hit_path
+from .server import ROOT
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/shelf_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
+
+
+def say(message: str) -> None:
+    print(f"loadtest: {message}", file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n\n")[0])
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    where = p.add_argument_group("servers")
+    where.add_argument(
+        "--database-url",
+        default=env("SHELF_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        help="benchmark database, created if missing (env SHELF_BENCH_DATABASE_URL)",
+    )
+    where.add_argument(
+        "--redis-url",
+        default=env("SHELF_BENCH_REDIS_URL") or DEFAULT_REDIS_URL,
+        help="Redis db for the app, cache purged between arms (env SHELF_BENCH_REDIS_URL)",
+    )
+    where.add_argument("--keep-rate-limits", action="store_true", help="keep the app's per-client budgets")
+    seeding = p.add_argument_group("catalog (seeded only when the database is empty)")
+    seeding.add_argument("--products", type=int, default=100_000, help="products to seed")
+    seeding.add_argument("--reviews", type=int, default=1_000_000, help="reviews to seed")
+    seeding.add_argument("--catalog-seed", type=int, default=42, help="the seed command's --seed")
+    load = p.add_argument_group("load")
+    load.add_argument("--arms", default=",".join(arms.ARMS), help="comma-separated, run in this order")
+    load.add_argument("--duration", type=int, default=60, help="seconds per arm")
+    load.add_argument("--settle", type=float, default=5.0, help="pause before each arm (idle Redis rate)")
+    load.add_argument("--users", type=int, default=32, help="Locust users (enough to saturate the server)")
+    load.add_argument("--spawn-rate", type=float, default=0, help="users/s; 0: all at once")
+    load.add_argument("--processes", type=int, default=1, help="Locust processes")
+    load.add_argument("--seed", type=int, default=42, help="seed of the users' random streams")
+    load.add_argument("--popularity-seed", type=int, default=42, help="seed of which products are popular")
+    load.add_argument("--zipf-exponent", type=float, default=1.0, help="skew of product popularity")
+    load.add_argument("--write-share", type=float, default=0.01, help="writes as a share of requests")
+    load.add_argument("--revalidate-share", type=float, default=0.2, help="If-None-Match share of reads")
+    load.add_argument("--shopper-weight", type=int, default=7, help="shoppers per 10 users (with browsers)")
+    load.add_argument("--browser-weight", type=int, default=3, help="browsers per 10 users")
+    load.add_argument("--writers", type=int, default=1, help="writer users (fixed count)")
+    warm = p.add_argument_group("warming (by load, when the app has no `cache warm --scope all`)")
+    warm.add_argument("--warm-by-workload", action="store_true", help="even when `cache warm` exists")
+    warm.add_argument("--warm-max", type=int, default=240, help="seconds at most")
+    warm.add_argument("--warm-window", type=float, default=5.0, help="seconds per hit-ratio window")
+    warm.add_argument("--warm-windows", type=int, default=6, help="compare with this many windows back")
+    warm.add_argument("--warm-rise", type=float, default=0.01, help="less rise than this is a plateau")
+    out = p.add_argument_group("output")
+    out.add_argument("--results-dir", type=Path, default=Path("loadtest/results"), help="raw results")
+    out.add_argument("--charts-dir", type=Path, default=Path("loadtest/charts"), help="PNG charts")
+    out.add_argument("--output", type=Path, default=Path("benchmarks.md"), help="the report")
+    out.add_argument("--profile-seconds", type=int, default=20, help="per py-spy mode; 0: no profile")
+    out.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
+    return p
+
+
+def options_record(opts: argparse.Namespace) -> dict:
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(opts).items()}
+
+
+def run(opts: argparse.Namespace) -> Path:
+    results_dir = ROOT / opts.results_dir / datetime.now().strftime("%Y%m%d-%H%M%S")
+    results_dir.mkdir(parents=True)
+    base_env = {**os.environ, "DATABASE_URL": opts.database_url, "REDIS_URL": opts.redis_url}
+    say(f"results in {results_dir.relative_to(ROOT)}")
+    say("catalog: ensure-db, db upgrade, seed --if-empty")
+    seeded = catalog.prepare(base_env, opts.products, opts.reviews, opts.catalog_seed)
+    say(f"catalog: seeded in {seeded.seed_seconds:.1f}s" if seeded.seeded_now else "catalog: already seeded")
+    opts.ids_file = results_dir / "catalog_ids.txt"
+    opts.catalog_size = catalog.export_active_ids(opts.database_url, opts.ids_file)
+    results = {
+        "command": " ".join(["python -m loadtest.run", *sys.argv[1:]]),
+        "options": options_record(opts),
+        "environment": environment.describe(opts.database_url, opts.redis_url),
+        "catalog": seeded.as_dict(),
+        "arms": {},
+    }
+    for name in opts.arms.split(","):
+        say(f"arm {name}: {arms.ARMS[name].title}, {opts.duration}s")
+        started = time.monotonic()
+        results["arms"][name] = arms.run_arm(arms.ARMS[name], opts, base_env, results_dir / name)
+        say(f"arm {name}: done in {time.monotonic() - started:.0f}s")
+        save(results, results_dir)
+    if opts.profile_seconds > 0:
+        say(f"profile: py-spy on one worker, {opts.profile_seconds}s of product-detail hits")
+        results["profile"] = profile_hit_path(opts, base_env, results_dir / "profile")
+        save(results, results_dir)
+    report.write(results_dir, ROOT / opts.charts_dir, ROOT / opts.output)
+    say(f"wrote {opts.output} and charts in {opts.charts_dir}")
+    return results_dir
+
+
+def save(results: dict, results_dir: Path) -> None:
+    (results_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parser().parse_args(argv)
+    unknown = set(opts.arms.split(",")) - set(arms.ARMS)
+    if unknown:
+        parser().error(f"unknown arms: {', '.join(sorted(unknown))}; choose from {', '.join(arms.ARMS)}")
+    run(opts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
