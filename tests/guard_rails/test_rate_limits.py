@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from limits.errors import StorageError
+import redis
 
 from api.config import ConfigError, Settings
 from api.rate_limits import EXTENSION_KEY
 from cache.breaker import Breaker
+from tests.cache.support import commands_sent
 
 from .conftest import log_records
 
@@ -148,16 +149,12 @@ def test_redis_down_fails_open_with_a_log_line_and_a_metric(make_app, unused_por
     assert storage_errors(app) == 1
 
 
-def test_a_failure_while_writing_headers_still_serves_the_response(limited, monkeypatch):
-    limiter = limited.extensions[EXTENSION_KEY]
-
-    def fail(*_args, **_kwargs):
-        raise StorageError(ConnectionError("injected"))
-
-    monkeypatch.setattr(limiter.storage, "get_expiry", fail)
-    response = limited.test_client().get("/v1/categories")
-    assert response.status_code == 200 and "RateLimit" not in response.headers
-    assert storage_errors(limited) == 1
+def test_a_request_costs_one_pipelined_incr_and_expire_per_window(make_app, redis_url):
+    app = make_app(rate_limit_reads="2/minute;50/hour")
+    client = app.test_client()
+    limiter_client = app.extensions[EXTENSION_KEY].counter.client
+    commands = commands_sent(limiter_client, redis_url, lambda: client.get("/v1/categories"))
+    assert [command.split()[0] for command in commands] == ["INCRBY", "EXPIRE", "INCRBY", "EXPIRE"]
 
 
 def test_limits_resume_once_the_store_answers_again(limited, monkeypatch):
@@ -165,14 +162,15 @@ def test_limits_resume_once_the_store_answers_again(limited, monkeypatch):
     now = [0.0]
     limiter.breaker = Breaker(threshold=1, cooldown=5, clock=lambda: now[0])
     client = limited.test_client()
-    real_incr = limiter.storage.incr
+    real_hit = limiter.counter.hit
 
     def fail(*_args, **_kwargs):
-        raise StorageError(ConnectionError("injected"))
+        raise redis.ConnectionError("injected")
 
-    monkeypatch.setattr(limiter.storage, "incr", fail)
+    monkeypatch.setattr(limiter.counter, "hit", fail)
     assert client.get("/v1/categories").status_code == 200
-    monkeypatch.setattr(limiter.storage, "incr", real_incr)
+    assert storage_errors(limited) == 1
+    monkeypatch.setattr(limiter.counter, "hit", real_hit)
     assert "RateLimit" not in client.get("/v1/categories").headers  # breaker still open
     now[0] = 6.0
     assert remaining(client.get("/v1/categories")) == 2
