@@ -193,7 +193,7 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
     """A real rq worker is killed mid-job (SIGKILL); cleanup finds the abandoned job and retries it."""
     product = make_product(engine, make_category(engine))
     job = queues.enqueue(queue_redis, "recompute_product", "jobs.aggregates.recompute_product", product.id)
-    blocker = create_engine(settings.database_url.replace("+psycopg2", "+psycopg2"))
+    blocker = create_engine(settings.database_url)
     with blocker.connect() as lock:
         lock.execute(text("LOCK TABLE product_rating_summaries IN ACCESS EXCLUSIVE MODE"))
         worker = start_worker(settings)
@@ -215,7 +215,29 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
-def start_worker(settings) -> subprocess.Popen:
+def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, queue_redis):
+    """SIGTERM mid-job: the worker lets the running job finish (rq's warm shutdown), then exits 0."""
+    product = make_product(engine, make_category(engine))
+    job = queues.enqueue(queue_redis, "recompute_product", "jobs.aggregates.recompute_product", product.id)
+    blocker = create_engine(settings.database_url)
+    with blocker.connect() as lock:
+        lock.execute(text("LOCK TABLE product_rating_summaries IN ACCESS EXCLUSIVE MODE"))
+        worker = start_worker(settings, burst=False)
+        wait_for(
+            lambda: (
+                Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "started"
+            )
+        )
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert worker.poll() is None  # still finishing the job
+        lock.rollback()
+    blocker.dispose()
+    assert worker.wait(20) == 0
+    assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
+
+
+def start_worker(settings, burst: bool = True) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -224,7 +246,8 @@ def start_worker(settings) -> subprocess.Popen:
         "SHELF_LOG_LEVEL": "WARNING",
     }
     rq = Path(sys.executable).parent / "rq"
-    argv = [str(rq), "worker", "--burst", "--serializer", "json", "--path", ".", "--url", settings.queue_url]
+    argv = [str(rq), "worker", "--serializer", "json", "--path", ".", "--url", settings.queue_url]
+    argv += ["--burst"] if burst else ["--with-scheduler"]
     return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
         [*argv, *queues.QUEUES], cwd=ROOT, env=env, start_new_session=True
     )
