@@ -42,7 +42,7 @@ from pathlib import Path
 
 from api import create_app
 from api.config import Settings
-from jobs import context
+from jobs import context, queues
 from loadtest.workload import Zipf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,12 @@ def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
 
 @contextmanager
 def _stack(settings: Settings, warm_on_start: bool):
-    """gunicorn + an rq worker, as the run command starts them; yields the API's base URL."""
+    """gunicorn + an rq worker, as the run command starts them; yields the API's base URL.
+
+    The queues are emptied first: jobs the load test's writes left behind (it runs no worker) would
+    otherwise stand in front of the ones measured here.
+    """
+    _empty_queues(settings)
     port = _free_port()
     env = {
         **os.environ,
@@ -134,6 +139,15 @@ def _stack(settings: Settings, warm_on_start: bool):
         for process in (server, worker):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
+
+
+def _empty_queues(settings: Settings) -> None:
+    connection = queues.connect(settings.queue_url)
+    for name in queues.QUEUES:
+        queues.queue(name, connection).empty()
+    pending = list(connection.scan_iter(match=queues.PENDING_PREFIX + "*"))
+    if pending:
+        connection.delete(*pending)
 
 
 def _read_load(base: str, zipf: Zipf, seconds: float, threads: int, sample: bool = False) -> list[dict]:
