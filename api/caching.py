@@ -21,15 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-import redis
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app
 from flask_caching import Cache
 from prometheus_client import CollectorRegistry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.http import unquote_etag
 
 from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
@@ -42,6 +38,7 @@ from cache.region import Region, Result, State
 from . import metrics
 from .config import Settings
 from .errors import render as render_problem
+from .http import send
 from .representations import Rendered
 from .schemas import CACHE_RESOURCES
 from .services.errors import NotFound
@@ -88,12 +85,7 @@ def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
     entry = result.entry
     if entry.status == 404:
         return render_problem(404, "Not Found", "not found", headers=headers)
-    tag, _weak = unquote_etag(entry.etag)
-    if request.if_none_match.contains_weak(tag):
-        return Response(status=304, headers={"ETag": entry.etag, **headers})
-    response = Response(entry.body, mimetype="application/json", headers=headers)
-    response.headers["ETag"] = entry.etag
-    return response
+    return send(Rendered(entry.body, entry.etag), headers=headers)
 
 
 def _headers(result: Result) -> dict[str, str]:
@@ -147,21 +139,11 @@ def cache_config(settings: Settings) -> CacheConfig:
     )
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """The cache's client: tight timeouts, no client-side retries (a retried timeout doubles it)."""
-    seconds = settings.cache_redis_timeout_ms / 1000
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=seconds,
-        socket_connect_timeout=seconds,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
     config = cache_config(settings)
-    client = redis_client(settings)
-    backend = RedisBackend(client) if settings.cache_enabled else NullBackend()
+    redis_backend = RedisBackend.from_url(settings.redis_url, settings.cache_redis_timeout_ms)
+    client = redis_backend.client
+    backend = redis_backend if settings.cache_enabled else NullBackend()
     built = Region(backend, config, PrometheusMetrics(registry))
     app.extensions["shelf.region"] = built
     app.extensions["shelf.cache_client"] = client
