@@ -1,38 +1,75 @@
-"""Periodic jobs, run by ``rq cron jobs/cron.py`` beside the worker (the run command and compose start it).
+"""Periodic jobs, queued by ``python -m jobs.cron`` beside the worker (the run command and compose start it).
 
 * the full aggregate recompute, the backstop for any recompute a write could
   not queue (every ``SHELF_FULL_RECOMPUTE_SECONDS``, default an hour);
 * the outbox drain, for cache invalidations a crashed process left behind
   (every ``OUTBOX_DRAIN_SECONDS``).
+
+Each is queued at start and then every interval, debounced like any job (one
+waits per kind, so several of these loops, or a slow worker, never pile them
+up). Written by hand rather than ``rq cron``: rq 3.0's cron builds its queue
+without the serializer it is given, so it queues pickles that a JSON worker
+cannot read, and Shelf pickles nothing.
 """
 
-from rq import cron
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import redis
 
 from api.config import Settings
-from jobs import aggregates, maintenance
-from jobs.queues import DEFAULT, HIGH, POLICIES
+
+from . import aggregates, maintenance, queues
 
 OUTBOX_DRAIN_SECONDS = 10
+TICK_SECONDS = 1.0
 
-_settings = Settings.from_env()
-_full = POLICIES["recompute_all"]
-_drain = POLICIES["drain_outbox"]
+log = logging.getLogger("shelf.cron")
 
-cron.register(
-    aggregates.recompute_all,
-    DEFAULT,
-    interval=_settings.full_recompute_seconds,
-    job_timeout=_full.timeout,
-    result_ttl=_full.result_ttl,
-    failure_ttl=_full.failure_ttl,
-    meta={"kind": "recompute_all"},
-)
-cron.register(
-    maintenance.drain_outbox,
-    HIGH,
-    interval=OUTBOX_DRAIN_SECONDS,
-    job_timeout=_drain.timeout,
-    result_ttl=_drain.result_ttl,
-    failure_ttl=_drain.failure_ttl,
-    meta={"kind": "drain_outbox"},
-)
+
+def schedule(settings: Settings) -> list[tuple[str, object, float]]:
+    """(policy kind, job function, interval in seconds) for each periodic job."""
+    return [
+        ("recompute_all", aggregates.recompute_all, settings.full_recompute_seconds),
+        ("drain_outbox", maintenance.drain_outbox, OUTBOX_DRAIN_SECONDS),
+    ]
+
+
+def tick(connection: redis.Redis, entries, next_due: dict[str, float], now: float) -> list[str]:
+    """Queue every entry that is due; returns the kinds queued."""
+    queued = []
+    for kind, func, interval in entries:
+        if now < next_due.get(kind, 0.0):
+            continue
+        next_due[kind] = now + interval
+        try:
+            if queues.enqueue_debounced(connection, kind, f"cron:{kind}", func, delay=0):
+                queued.append(kind)
+        except redis.RedisError as exc:
+            log.warning("periodic %s not queued: %s", kind, exc)
+    return queued
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    connection, entries, next_due = queues.connect(settings.queue_url), schedule(settings), {}
+    while not stop.is_set():
+        tick(connection, entries, next_due, time.monotonic())
+        stop.wait(TICK_SECONDS)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_args: stop.set())
+    settings = Settings.from_env()
+    log.info("queuing periodic jobs: %s", [(kind, every) for kind, _func, every in schedule(settings)])
+    run(settings, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from rq import get_current_job
+
 from . import context
+from .queues import release_pending
 
 
 def drain_outbox() -> dict:
     """Apply cache invalidations still in the outbox (left by a crashed process or a Redis outage)."""
+    job = get_current_job()
+    if job is not None:
+        release_pending(job.connection, job)
     return {"applied": context.app().extensions["shelf.outbox"].drain()}

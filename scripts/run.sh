@@ -11,7 +11,7 @@ port="${SHELF_PORT:-8000}"
 url_host="$host"
 [[ "$url_host" == "0.0.0.0" ]] && url_host=127.0.0.1
 queue_url="${SHELF_QUEUE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
-pids=() # rq worker, gunicorn, rq cron
+pids=() # rq worker, gunicorn, periodic jobs (jobs/cron.py)
 sleeper=""
 
 stop() {
@@ -50,12 +50,12 @@ fi
 flask --app api db upgrade
 flask --app api seed --if-empty
 
-# Job data is JSON, never pickled: the worker and the cron scheduler must say so too.
+# Job data is JSON, never pickled: the worker must say so too.
 rq worker --with-scheduler --serializer json --path . --url "$queue_url" high default low &
 pids+=($!)
 gunicorn -c gunicorn.conf.py 'api:create_app()' &
 pids+=($!)
-rq cron --serializer json --path . --url "$queue_url" jobs/cron.py &
+python -m jobs.cron &
 pids+=($!)
 
 # Wait until gunicorn accepts connections (bash's /dev/tcp: no curl needed), then say where it is.

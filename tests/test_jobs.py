@@ -370,3 +370,22 @@ def test_cli_warm_runs_here_with_a_progress_bar(queue_app, engine):
         args=["cache", "warm", "--scope", "category", "--category", "nope"]
     )
     assert bad.exit_code != 0 and "not found" in bad.output
+
+
+def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
+    from jobs import cron
+
+    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    assert cron.tick(queue_redis, entries, next_due, now=100.0) == ["recompute_all", "drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=101.0) == []  # not due yet
+    assert cron.tick(queue_redis, entries, next_due, now=111.0) == []  # due, but one still waits
+    jobs = queued(queue_redis)
+    assert sorted(job.func_name for job in jobs) == [
+        "jobs.aggregates.recompute_all",
+        "jobs.maintenance.drain_outbox",
+    ]
+    run_worker(queue_redis)  # a JSON worker reads them: nothing pickled
+    assert all(
+        Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).is_finished for job in jobs
+    )
+    assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox"]
