@@ -7,7 +7,9 @@ same Redis client, as the extension other code reaches for
 pickle, and it has no stampede lock, no lease-checked writes and no
 stale-while-revalidate. ``SHELF_CACHE_ENABLED=false`` swaps in the null
 backend: the very same code path with nothing stored, the baseline the
-benchmarks compare against.
+benchmarks compare against. With ``SHELF_CACHE_LOCAL_ENTRIES`` > 0 (the default)
+the Redis backend is fronted by a near cache in each process
+(``cache.backends.near``): a hot entry is then served without a round trip.
 
 :func:`serve` turns a Region result into the HTTP response: the stored
 bytes, their ETag (``If-None-Match`` answers 304 without PostgreSQL or
@@ -27,6 +29,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from cache.api import Backend
+from cache.backends.near import NearCache
 from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
 from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
@@ -139,12 +143,25 @@ def cache_config(settings: Settings) -> CacheConfig:
     )
 
 
+def _backend(settings: Settings, redis_backend: RedisBackend, metrics: PrometheusMetrics) -> Backend:
+    if not settings.cache_enabled:
+        return NullBackend()
+    if not settings.cache_local_entries:
+        return redis_backend
+    return NearCache(
+        redis_backend,
+        settings.cache_local_entries,
+        settings.cache_local_max_age,
+        on_local_hit=lambda resource: metrics.count(Event.LOCAL_HITS, resource),
+    )
+
+
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
     config = cache_config(settings)
     redis_backend = RedisBackend.from_url(settings.redis_url, settings.cache_redis_timeout_ms)
     client = redis_backend.client
-    backend = redis_backend if settings.cache_enabled else NullBackend()
-    built = Region(backend, config, PrometheusMetrics(registry))
+    metrics = PrometheusMetrics(registry)
+    built = Region(_backend(settings, redis_backend, metrics), config, metrics)
     app.extensions["shelf.region"] = built
     app.extensions["shelf.cache_client"] = client
     Cache(

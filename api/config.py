@@ -35,6 +35,13 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _at_least(env: dict, name: str, default: int, least: int) -> int:
+    value = _int(env, name, default)
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {value}")
+    return value
+
+
 def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -107,6 +114,8 @@ class Settings:
     cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
     cache_negative_ttl: float = 30.0
     cache_wait_ms: int = 250
+    cache_local_entries: int = 10_000  # near cache per process; 0 turns it off (do so on Redis Cluster)
+    cache_local_max_age: int = 10
     http_max_age: int = 5
     http_stale_while_revalidate: int = 30
     queue_redis_url: str = ""  # empty: the redis_url server (rq cannot run on Redis Cluster; the cache can)
@@ -153,6 +162,8 @@ class Settings:
             cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
             cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
             cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
+            cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
+            cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
             http_max_age=_int(env, "SHELF_HTTP_MAX_AGE", cls.http_max_age),
             http_stale_while_revalidate=_int(
                 env, "SHELF_HTTP_STALE_WHILE_REVALIDATE", cls.http_stale_while_revalidate

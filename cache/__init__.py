@@ -5,14 +5,16 @@ wiring): Flask-Caching has no stampede lock, no stale-while-revalidate, no lease
 writes, and pickles values by default. Nothing here imports Flask or the ``api`` package.
 
 Vocabulary (dogpile.cache's): a **region** (``region.Region``) fronts a **backend**
-(``backends.redis.RedisBackend``, or ``backends.null.NullBackend`` for caching off) and
+(``backends.redis.RedisBackend``, optionally fronted by ``backends.near.NearCache``, or
+``backends.null.NullBackend`` for caching off) and
 serves ``get_or_create(key, creator)``; a **creator** computes a ``Payload`` (status,
 body, etag) from the database; a miss is ``api.NO_VALUE``, never a cached ``None``. Keys
 come only from ``keys.KeyBuilder``; values are ``entry.Entry`` in a versioned binary format.
 
 Guarantees:
 
-* A fresh hit is one Redis command. Entries carry a soft expiry (then STALE, refreshed by
+* A fresh hit is one Redis command, or none from a near cache (``backends.near``), which
+  Redis's key tracking keeps exactly as fresh as Redis. Entries carry a soft expiry (then STALE, refreshed by
   one caller while the rest are served at once; XFetch refreshes hot keys early) and a
   hard TTL (Redis deletes them). TTLs are jittered.
 * Single flight across processes: one lease holder computes a missing key; the others wait

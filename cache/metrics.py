@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 class Event(StrEnum):
     HITS = "hits"
+    LOCAL_HITS = "local_hits"
     MISSES = "misses"
     STALE = "stale"
     BYPASS = "bypass"
@@ -30,6 +31,7 @@ class Event(StrEnum):
 
 DESCRIPTIONS = {
     Event.HITS: "Fresh entries served from the cache",
+    Event.LOCAL_HITS: "Entries read from the process's near cache instead of Redis (hits among them)",
     Event.MISSES: "Requests that computed the response (no usable entry)",
     Event.STALE: "Stale entries served (while another caller refreshes, or on creator error)",
     Event.BYPASS: "Requests that skipped the cache because it was unavailable",

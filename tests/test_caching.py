@@ -34,27 +34,73 @@ def counting_sql(app):
         event.remove(engine, "before_cursor_execute", record)
 
 
+def metric(app, name: str, **labels: str) -> float:
+    return app.extensions["shelf.metrics_registry"].get_sample_value(name, labels) or 0.0
+
+
 @pytest.fixture
 def category(engine):
     return make_category(engine)
 
 
-def test_a_hit_costs_one_redis_command_and_no_sql(app, client, engine, category, redis_url):
+def hit_and_count(app, client, path, redis_url):
+    """One GET of ``path``: its response, the SQL it ran and the Redis commands it sent."""
+    cache_client = app.extensions["shelf.cache_client"]
+    responses = []
+    with counting_sql(app) as sql:
+        commands = commands_sent(cache_client, redis_url, lambda: responses.append(client.get(path)))
+    return responses[0], sql, commands
+
+
+def test_a_hit_costs_one_redis_round_trip_then_none_and_no_sql(app, client, engine, category, redis_url):
     product = make_product(engine, category)
     first = client.get(f"/v1/products/{product.id}")
     assert first.headers["X-Cache"] == "MISS"
-    cache_client = app.extensions["shelf.cache_client"]
-    with counting_sql(app) as sql:
-        responses = []
-        commands = commands_sent(
-            cache_client, redis_url, lambda: responses.append(client.get(first.request.path))
-        )
-    hit = responses[0]
-    assert hit.headers["X-Cache"] == "HIT"
-    assert hit.get_data() == first.get_data()
-    assert hit.headers["ETag"] == first.headers["ETag"]
-    assert sql == []
-    assert len(commands) == 1 and commands[0].startswith("GET ")
+    app.extensions["shelf.cache_client"].ping()  # the fill's own tracking push is in (see test_near)
+    from_redis, sql, commands = hit_and_count(app, client, first.request.path, redis_url)
+    assert from_redis.headers["X-Cache"] == "HIT" and sql == []
+    # One round trip: the GET, and the request to track its key, sent in one packet.
+    assert [c for c in commands if not c.startswith("CLIENT TRACKING")] == [
+        "CLIENT CACHING YES",
+        f"GET {app.extensions['shelf.region'].keys.product(product.id).entry}",
+    ]
+    local, sql, commands = hit_and_count(app, client, first.request.path, redis_url)
+    assert local.headers["X-Cache"] == "HIT" and sql == [] and commands == []
+    for hit in (from_redis, local):
+        assert hit.get_data() == first.get_data()
+        assert hit.headers["ETag"] == first.headers["ETag"]
+    assert metric(app, "shelf_cache_local_hits_total", resource="product") == 1
+
+
+def test_without_the_near_cache_a_hit_is_one_get(settings, engine, category, redis_client, redis_url):
+    app = create_app(settings.replace(cache_local_entries=0))
+    client = app.test_client()
+    product = make_product(engine, category)
+    assert client.get(f"/v1/products/{product.id}").headers["X-Cache"] == "MISS"
+    for _ in range(2):
+        hit, sql, commands = hit_and_count(app, client, f"/v1/products/{product.id}", redis_url)
+        assert hit.headers["X-Cache"] == "HIT" and sql == []
+        assert len(commands) == 1 and commands[0].startswith("GET ")
+    app.extensions["shelf.engine"].dispose()
+
+
+def test_a_write_in_one_process_is_seen_by_the_next_read_in_another(settings, engine, category, auth):
+    """Two apps with their own pools and near caches, as two gunicorn workers (or machines)."""
+    reader_app, writer_app = create_app(settings), create_app(settings)
+    reader, writer = reader_app.test_client(), writer_app.test_client()
+    product = make_product(engine, category, stock=5)
+    path = f"/v1/products/{product.id}"
+    listing = f"/v1/products?category={category.slug}"
+    for _ in range(3):  # MISS, then from Redis, then from the reader's near cache
+        assert reader.get(path).get_json()["stock"] == 5
+        assert reader.get(listing).get_json()["items"][0]["stock"] == 5
+    assert metric(reader_app, "shelf_cache_local_hits_total", resource="product") >= 1
+    for stock in (4, 3, 2):
+        assert writer.patch(path, json={"stock": stock}, headers=auth).status_code == 200
+        assert reader.get(path).get_json()["stock"] == stock
+        assert reader.get(listing).get_json()["items"][0]["stock"] == stock
+    for app in (reader_app, writer_app):
+        app.extensions["shelf.engine"].dispose()
 
 
 def test_if_none_match_on_a_hit_is_304_without_sql(app, client, engine, category):

@@ -68,9 +68,8 @@ class RedisBackend:
     def get(self, key: CacheKey) -> Lookup:
         with _unavailable():
             if key.generation is None:
-                return Lookup(_raw(self.client.get(key.entry)))
-            raw, generation = self.client.mget(key.entry, key.generation)
-        return Lookup(_raw(raw), int(generation or 0))
+                return lookup_from(key, self.client.get(key.entry))
+            return lookup_from(key, self.client.mget(key.entry, key.generation))
 
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         with _unavailable():
@@ -108,6 +107,7 @@ class RedisBackend:
             for key in keys:
                 pipe.delete(key.entry, key.lease)
             pipe.execute()
+            self._barrier()
 
     def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
         with _unavailable():
@@ -115,6 +115,7 @@ class RedisBackend:
             for generation_key in generation_keys:
                 pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
             pipe.execute()
+            self._barrier()
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
         with _unavailable():
@@ -135,6 +136,12 @@ class RedisBackend:
     def close(self) -> None:
         self.client.close()
         self.client.connection_pool.disconnect()
+
+    def _barrier(self) -> None:
+        # Redis reads this PING only after writing out every reply and tracking push of the loop
+        # that ran our write, so once it answers, every near cache's listener has the invalidation
+        # in its socket (see ``backends.near``). One round trip per write; reads never pay it.
+        self.client.ping()
 
     def _fill_pipelined(self, fills: Sequence[Fill]) -> list[object]:
         try:
@@ -158,6 +165,14 @@ def _unavailable() -> Iterator[None]:
         yield
     except (redis.RedisError, OSError) as exc:
         raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def lookup_from(key: CacheKey, reply: object) -> Lookup:
+    """The ``Lookup`` in a GET reply (unscoped key) or an MGET entry + generation reply (scoped)."""
+    if key.generation is None:
+        return Lookup(_raw(reply))
+    raw, generation = reply
+    return Lookup(_raw(raw), int(generation or 0))
 
 
 def _raw(value: bytes | None) -> bytes | NoValue:

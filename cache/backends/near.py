@@ -1,0 +1,288 @@
+"""A near cache: entries read from Redis kept in the process, dropped when Redis says they changed.
+
+A hit in the process costs no round trip at all; a plain Redis GET costs one, and on
+this stack that round trip (pool, socket, parser) was the largest cost of a cached read
+left. Staleness is prevented by Redis itself, not by a TTL: server-assisted client-side
+caching (``CLIENT TRACKING``, Redis 6+). Reads that may be kept are sent as ``CLIENT
+CACHING YES`` + ``GET``/``MGET`` on a connection tracking in OPTIN mode, so Redis
+remembers exactly those keys; when one is written, deleted, expired or evicted, Redis
+pushes its name to this process's listener connection (RESP2, subscribed to
+``__redis__:invalidate``), and the slot is dropped. For a scoped key the MGET tracks the
+scope's generation too, so a generation bump drops every list page kept under it.
+
+The rules that keep the README's guarantee (a read after a 2xx write sees the write):
+
+* Every lookup first drains the listener without blocking (one ``poll``, about 2 us),
+  under the same lock as the lookup. Redis queues the pushes while executing the write,
+  before the writer's reply, and the writer makes one more round trip after it
+  (``RedisBackend.invalidate``/``bump``), which Redis reads only after it has written out
+  every reply and push of the previous loop. So when the writer answers 2xx, the push
+  is already in every listener's socket, and the next lookup anywhere applies it.
+* A read in flight is a placeholder slot; the value is kept only if no invalidation (or
+  flush) removed that placeholder meanwhile: the memcache paper's lease, in-process.
+* Listener trouble (Redis restarted, connection killed, a protocol error) empties the
+  near cache and turns it off until a new listener is up (retried at most once a
+  second); data connections re-register with the new listener on their next tracked
+  read, and a reconnected data connection is noticed by its new socket.
+* Slots also expire after ``max_age`` seconds, a bound on any invalidation lost in a
+  way we cannot see, and the table is an LRU of ``max_entries``.
+
+Why by hand: redis-py 5+ has client-side caching built in, but it tracks on every
+connection of the pool with pushes inline (RESP3), so a push for an idle pooled
+connection waits unread until that connection is used again; it keeps raw replies
+(a generation bump cannot drop the pages computed under it); and it knows nothing of
+our placeholder rule. Flask-Caching has no near cache.
+
+On Redis Cluster each shard needs its own listener (tracking is per node); until that
+exists, turn the near cache off there (``max_entries=0``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from ..api import NO_VALUE, CacheUnavailable, Fill, Lookup
+from ..keys import CacheKey
+from .redis import RedisBackend, lookup_from
+
+logger = logging.getLogger("shelf.cache.near")
+
+CHANNEL = b"__redis__:invalidate"
+RECONNECT_SECONDS = 1.0
+"""Least time between attempts to bring a lost listener back."""
+
+
+@dataclass
+class _Slot:
+    lookup: Lookup | None  # None while the read that will fill it is in flight
+    generation_key: str | None
+    expires_at: float
+
+
+class NearCache:
+    """A ``Backend`` wrapping a ``RedisBackend``: ``get`` goes through the process-local table,
+    everything else straight to Redis."""
+
+    def __init__(
+        self,
+        inner: RedisBackend,
+        max_entries: int,
+        max_age: float,
+        on_local_hit: Callable[[str], None] = lambda resource: None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if max_entries < 1 or max_age <= 0:
+            raise ValueError("a near cache needs max_entries >= 1 and max_age > 0")
+        self.inner, self.client = inner, inner.client
+        self.max_entries, self.max_age = max_entries, max_age
+        self._on_local_hit, self._clock = on_local_hit, clock
+        self._lock = threading.Lock()
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()
+        self._dependents: dict[str, set[str]] = {}
+        self._listener: redis.connection.AbstractConnection | None = None
+        self._listener_id: int | None = None
+        self._next_attempt = 0.0
+        _forget_after_fork(self)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, key: CacheKey) -> Lookup:
+        with self._lock:
+            self._sync()
+            slot = self._slots.get(key.entry)
+            if slot is not None and slot.lookup is not None and slot.expires_at > self._clock():
+                self._slots.move_to_end(key.entry)
+                self._on_local_hit(key.resource)
+                return slot.lookup
+            listener_id = self._listener_id
+            placeholder = self._reserve(key) if listener_id is not None else None
+        if placeholder is None:
+            return self.inner.get(key)
+        try:
+            lookup = self._read_tracked(key, listener_id)
+        except CacheUnavailable:
+            with self._lock:
+                self._drop_if(key.entry, placeholder)
+            raise
+        with self._lock:
+            self._sync()
+            if lookup.raw is NO_VALUE:
+                self._drop_if(key.entry, placeholder)
+            elif self._slots.get(key.entry) is placeholder:
+                placeholder.lookup = lookup
+        return lookup
+
+    def size(self) -> int:
+        """Entries held (reads in flight not counted)."""
+        return sum(1 for slot in self._slots.values() if slot.lookup is not None)
+
+    # --- everything else is Redis's ---------------------------------------------------------
+
+    def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
+        return self.inner.acquire(key, token, ttl_ms)
+
+    def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
+        return self.inner.acquire_many(keys, token, ttl_ms)
+
+    def fill(self, fills: Sequence[Fill]) -> list[bool]:
+        return self.inner.fill(fills)
+
+    def release(self, key: CacheKey, token: str) -> None:
+        self.inner.release(key, token)
+
+    def invalidate(self, keys: Iterable[CacheKey]) -> None:
+        self.inner.invalidate(keys)
+
+    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
+        self.inner.bump(generation_keys, ttl_ms)
+
+    def count(self, counter_key: str, ttl_ms: int) -> int:
+        return self.inner.count(counter_key, ttl_ms)
+
+    def purge(self, match: str, select: Callable[[str], bool]) -> int:
+        return self.inner.purge(match, select)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_listening()
+        self.inner.close()
+
+    # --- the table --------------------------------------------------------------------------
+
+    def _reserve(self, key: CacheKey) -> _Slot:
+        placeholder = _Slot(None, key.generation, self._clock() + self.max_age)
+        self._forget(key.entry)
+        self._slots[key.entry] = placeholder
+        if key.generation is not None:
+            self._dependents.setdefault(key.generation, set()).add(key.entry)
+        while len(self._slots) > self.max_entries:
+            self._forget(next(iter(self._slots)))
+        return placeholder
+
+    def _forget(self, entry_key: str) -> None:
+        slot = self._slots.pop(entry_key, None)
+        if slot is not None and slot.generation_key is not None:
+            dependents = self._dependents.get(slot.generation_key)
+            if dependents is not None:
+                dependents.discard(entry_key)
+                if not dependents:
+                    del self._dependents[slot.generation_key]
+
+    def _drop_if(self, entry_key: str, slot: _Slot) -> None:
+        if self._slots.get(entry_key) is slot:
+            self._forget(entry_key)
+
+    def _invalidated(self, keys: list[bytes] | None) -> None:
+        if keys is None:  # FLUSHDB / FLUSHALL, or Redis dropped its tracking table
+            self._clear()
+            return
+        for raw in keys:
+            name = raw.decode()
+            self._forget(name)
+            for entry_key in self._dependents.pop(name, ()):
+                self._slots.pop(entry_key, None)
+
+    def _clear(self) -> None:
+        self._slots.clear()
+        self._dependents.clear()
+
+    # --- the listener -----------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Apply every invalidation already received; (re)start the listener when it is due."""
+        if self._listener is None:
+            if self._clock() >= self._next_attempt:
+                self._start_listening()
+            return
+        try:
+            while self._listener.can_read(timeout=0):
+                message = self._listener.read_response()
+                if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
+                    self._invalidated(message[2])
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("near cache listener lost (%s); emptied until it is back", exc)
+            self._stop_listening()
+
+    def _start_listening(self) -> None:
+        self._next_attempt = self._clock() + RECONNECT_SECONDS
+        pool = self.client.connection_pool
+        listener = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+        try:
+            listener.connect()
+            listener.send_command("CLIENT", "ID")
+            listener_id = int(listener.read_response())
+            listener.send_command("SUBSCRIBE", CHANNEL)
+            listener.read_response()
+        except (redis.RedisError, OSError, ValueError) as exc:
+            listener.disconnect()
+            logger.warning("near cache listener could not start (%s); reading through to Redis", exc)
+            return
+        self._clear()
+        self._listener, self._listener_id = listener, listener_id
+
+    def _stop_listening(self) -> None:
+        self._clear()
+        if self._listener is not None:
+            self._listener.disconnect()
+        self._listener = self._listener_id = None
+        self._next_attempt = self._clock() + RECONNECT_SECONDS
+
+    def _after_fork(self) -> None:
+        # The parent's listener socket is not ours: drop it without closing it, and the table.
+        self._lock = threading.Lock()
+        self._clear()
+        self._listener = self._listener_id = None
+        self._next_attempt = 0.0
+
+    def _read_tracked(self, key: CacheKey, listener_id: int) -> Lookup:
+        pool = self.client.connection_pool
+        try:
+            connection = pool.get_connection()
+        except (redis.RedisError, OSError) as exc:
+            raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            _track(connection, listener_id)
+            read = ("GET", key.entry) if key.generation is None else ("MGET", key.entry, key.generation)
+            connection.send_packed_command(connection.pack_commands([("CLIENT", "CACHING", "YES"), read]))
+            connection.read_response()
+            return lookup_from(key, connection.read_response())
+        except (redis.RedisError, OSError) as exc:
+            connection.disconnect()
+            raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            pool.release(connection)
+
+
+def _track(connection: redis.connection.AbstractConnection, listener_id: int) -> None:
+    """Point the connection's OPTIN tracking at our listener, once per socket and listener."""
+    registered = getattr(connection, "_shelf_tracking", None)
+    if registered == (connection._sock, listener_id):
+        return
+    connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "OPTIN")
+    connection.read_response()
+    connection._shelf_tracking = (connection._sock, listener_id)
+
+
+_instances: weakref.WeakSet[NearCache] = weakref.WeakSet()
+
+
+def _forget_after_fork(near: NearCache) -> None:
+    _instances.add(near)
+
+
+def _reset_all_after_fork() -> None:
+    for near in list(_instances):
+        near._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -1,0 +1,215 @@
+"""The near cache against real Redis: no round trip on a local hit, and never a stale one.
+
+"Another process" is a second ``RedisBackend`` with its own connection pool, as a writer in
+another gunicorn worker or on another machine would be.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cache.api import CacheUnavailable
+from cache.backends.near import RECONNECT_SECONDS, NearCache
+from cache.backends.redis import RedisBackend
+from cache.entry import Entry, encode
+from cache.keys import KeyBuilder
+
+from .conftest import TEST_REDIS_TIMEOUT_MS
+from .support import CountingCreator, FakeClock, closed_port, commands_sent
+
+
+def entry(body: bytes, generation: int = 0) -> bytes:
+    return encode(Entry(200, body, '"e"', 1.0, 2.0e9, 1.0, generation))
+
+
+@pytest.fixture
+def near_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def near(backend, near_clock):
+    hits: list[str] = []
+    cache = NearCache(backend, max_entries=100, max_age=10.0, on_local_hit=hits.append, clock=near_clock)
+    cache.local_hits = hits
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def other(cache_redis_url):
+    """Another process's backend, to write with."""
+    writer = RedisBackend.from_url(cache_redis_url, timeout_ms=TEST_REDIS_TIMEOUT_MS)
+    yield writer
+    writer.close()
+
+
+@pytest.fixture
+def keys(make_region):
+    return make_region().keys
+
+
+def test_a_local_hit_costs_no_redis_command(near, keys, redis_db, cache_redis_url):
+    key = keys.product(1)
+    redis_db.set(key.entry, entry(b"one"))
+    first = near.get(key)
+    sent = commands_sent(near.client, cache_redis_url, lambda: near.get(key))
+    assert sent == []
+    assert near.get(key).raw == first.raw == entry(b"one")
+    assert near.local_hits == ["product", "product"]
+
+
+def test_the_redis_read_asks_to_be_tracked_in_the_same_round_trip(near, keys, redis_db, cache_redis_url):
+    key = keys.product(1)
+    redis_db.set(key.entry, entry(b"one"))
+    near.get(keys.product(99))  # registers the pooled connection's tracking first
+    sent = commands_sent(near.client, cache_redis_url, lambda: near.get(key))
+    assert sent == ["CLIENT CACHING YES", f"GET {key.entry}"]
+
+
+def test_an_invalidation_by_another_process_is_seen_by_the_next_read(near, other, keys, redis_db):
+    key = keys.product(2)
+    redis_db.set(key.entry, entry(b"old"))
+    assert near.get(key).raw == entry(b"old")
+    other.invalidate([key])
+    assert not near.get(key).raw
+    redis_db.set(key.entry, entry(b"new"))
+    assert near.get(key).raw == entry(b"new")
+
+
+def test_a_fill_by_another_process_replaces_the_local_copy(near, other, keys, redis_db):
+    key = keys.product(3)
+    redis_db.set(key.entry, entry(b"old"))
+    near.get(key)
+    redis_db.set(key.entry, entry(b"refreshed"))
+    redis_db.ping()
+    assert near.get(key).raw == entry(b"refreshed")
+
+
+def test_a_generation_bump_drops_every_page_of_the_scope(near, other, keys, redis_db):
+    pages = [keys.product_list({"page": page}, "all") for page in (1, 2)]
+    elsewhere = keys.product_list({"page": 1}, "shoes")
+    for key in [*pages, elsewhere]:
+        redis_db.set(key.entry, entry(b"page"))
+        assert near.get(key).generation == 0
+    other.bump([pages[0].generation], 60_000)
+    assert [near.get(key).generation for key in pages] == [1, 1]
+    assert near.local_hits == []  # both pages were read from Redis again
+    near.get(elsewhere)
+    assert near.local_hits == ["product_list"]
+
+
+def test_an_invalidation_during_the_read_keeps_the_value_out(near, other, keys, redis_db, monkeypatch):
+    """The stale-set race, in-process: the read returns the old value after the write landed."""
+    key = keys.product(4)
+    redis_db.set(key.entry, entry(b"old"))
+    real_read = near._read_tracked
+
+    def slow_read(k, listener_id):
+        lookup = real_read(k, listener_id)  # reads "old" and asks Redis to track the key
+        other.invalidate([key])  # the write lands before our read comes back
+        redis_db.set(key.entry, entry(b"new"))
+        return lookup
+
+    monkeypatch.setattr(near, "_read_tracked", slow_read)
+    assert near.get(key).raw == entry(b"old")  # this request read before the write: fine
+    monkeypatch.setattr(near, "_read_tracked", real_read)
+    assert near.get(key).raw == entry(b"new")
+    assert near.local_hits == []
+
+
+def test_a_flush_empties_the_near_cache(near, keys, redis_db):
+    key = keys.product(5)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    redis_db.flushdb()
+    assert not near.get(key).raw
+    assert near.size() == 0
+
+
+def test_a_lost_listener_empties_the_cache_then_comes_back(near, keys, redis_db, near_clock):
+    key = keys.product(6)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    redis_db.client_kill_filter(_id=near._listener_id)
+    assert near.get(key).raw == entry(b"x")  # read through: nothing local can be trusted
+    assert near._listener is None and near.size() == 0 and near.local_hits == []
+    near.get(key)
+    assert near.local_hits == []  # still off until the reconnect delay passed
+    near_clock.advance(RECONNECT_SECONDS)
+    near.get(key)
+    near.get(key)
+    assert near.local_hits == ["product"]
+    redis_db.set(key.entry, entry(b"y"))
+    redis_db.ping()
+    assert near.get(key).raw == entry(b"y")  # the new listener receives invalidations
+
+
+def test_a_reconnected_data_connection_is_tracked_again(near, keys, redis_db):
+    key = keys.product(7)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(keys.product(70))
+    near.client.connection_pool.disconnect()  # every data connection reconnects, tracking lost
+    near.get(key)
+    redis_db.set(key.entry, entry(b"y"))
+    redis_db.ping()
+    assert near.get(key).raw == entry(b"y")
+
+
+def test_slots_expire_after_max_age(near, keys, redis_db, near_clock):
+    key = keys.product(8)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    near_clock.advance(10.0)
+    near.get(key)
+    assert near.local_hits == []
+
+
+def test_the_table_is_bounded(backend, keys, redis_db):
+    near = NearCache(backend, max_entries=3, max_age=10.0)
+    for product_id in range(10):
+        redis_db.set(keys.product(product_id).entry, entry(b"x"))
+        near.get(keys.product(product_id))
+    assert near.size() == 3
+    near.close()
+
+
+def test_misses_are_not_kept(near, keys):
+    assert not near.get(keys.product(9)).raw
+    assert near.size() == 0
+
+
+def test_redis_down_is_cache_unavailable():
+    dead = RedisBackend.from_url(f"redis://127.0.0.1:{closed_port()}/0", timeout_ms=100)
+    near = NearCache(dead, max_entries=10, max_age=10.0)
+    with pytest.raises(CacheUnavailable):
+        near.get(KeyBuilder("t").product(1))
+    near.close()
+
+
+def test_a_forked_child_starts_empty(near, keys, redis_db):
+    key = keys.product(10)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's listener and entries are not its own
+        os._exit(0 if near._listener is None and near.size() == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert near.size() == 1  # the parent's table is untouched
+
+
+def test_region_over_a_near_cache_serves_hits_without_redis(make_region, backend, cache_redis_url):
+    near = NearCache(backend, max_entries=100, max_age=10.0)
+    region = make_region(region_backend=near)
+    key = region.keys.product(11)
+    creator = CountingCreator(b"body")
+    region.get_or_create(key, creator)  # miss: fills Redis (whose tracking push for the key may trail)
+    backend.client.ping()  # ... but not past this reply
+    region.get_or_create(key, creator)  # hit from Redis, kept
+    sent = commands_sent(backend.client, cache_redis_url, lambda: region.get_or_create(key, creator))
+    assert sent == [] and creator.calls == 1
+    region.invalidate([key])
+    assert region.get_or_create(key, creator).state.value == "MISS" and creator.calls == 2
