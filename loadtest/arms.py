@@ -191,6 +191,20 @@ def stop_gracefully(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def warm_processes(arm: Arm, opts, server, env: dict[str, str], out: Path) -> dict:
+    """The arm's own workload (another seed) for a while, so every gunicorn worker's near cache holds
+    what a server that has been running would: the command above fills Redis, not the processes."""
+    command = locust_command(
+        opts, server.base_url, arm.users, opts.process_warmup, out, opts.seed + 1, arm.locust_args
+    )
+    process = start_locust(command, env, out.with_suffix(".log"))
+    try:
+        process.wait(opts.process_warmup + 60)
+    finally:
+        stop_gracefully(process)
+    return {"seconds": opts.process_warmup, "users": list(arm.users)}
+
+
 def prepare_cache(arm: Arm, opts, server, env: dict[str, str], out: Path) -> dict:
     prepared = {"purge": purge(env)}
     if arm.warm:
@@ -200,6 +214,8 @@ def prepare_cache(arm: Arm, opts, server, env: dict[str, str], out: Path) -> dic
             fallback = warm_by_workload(opts, server, env, out.parent / "warmup")
             fallback["after_failed_command"] = warm
             warm = fallback
+        elif opts.process_warmup > 0:
+            warm["processes"] = warm_processes(arm, opts, server, env, out.parent / "process-warmup")
         prepared["warm"] = warm
     return prepared
 

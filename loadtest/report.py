@@ -441,7 +441,14 @@ def warming(results: dict) -> str:
     if not warm:
         return "no arm was pre-warmed in this run."
     if warm["method"] == "command":
-        return f'`{warm["command"]}` (took {warm["seconds"]} s; it said: "{warm["output"]}") after a purge.'
+        text = f'`{warm["command"]}` (took {warm["seconds"]} s; it said: "{warm["output"]}") after a purge.'
+        if processes := warm.get("processes"):
+            text += (
+                f" Then the arm's own users ran with another seed for {processes['seconds']} s, unmeasured,"
+                " so each gunicorn worker's near cache holds what a running server's would (the command"
+                " fills Redis, not the workers)."
+            )
+        return text
     windows = ", ".join(pct(r) for r in warm["window_hit_ratios"] if r is not None)
     failed = warm.get("after_failed_command")
     why = (

@@ -72,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
     warm = p.add_argument_group("warming (by load, when the app has no `cache warm --scope all`)")
     warm.add_argument("--warm-by-workload", action="store_true", help="even when `cache warm` exists")
     warm.add_argument("--warm-max", type=int, default=240, help="seconds at most")
+    warm.add_argument(
+        "--process-warmup",
+        type=int,
+        default=20,
+        help="after `cache warm`, seconds of the arm's own load so the workers' near caches fill; 0: none",
+    )
     warm.add_argument("--warm-window", type=float, default=5.0, help="seconds per hit-ratio window")
     warm.add_argument("--warm-windows", type=int, default=6, help="compare with this many windows back")
     warm.add_argument("--warm-rise", type=float, default=0.01, help="less rise than this is a plateau")

@@ -24,6 +24,9 @@ The rules that keep the README's guarantee (a read after a 2xx write sees the wr
   near cache and turns it off until a new listener is up (retried at most once a
   second); data connections re-register with the new listener on their next tracked
   read, and a reconnected data connection is noticed by its new socket.
+* A listener whose connection went silent without closing (a half-open TCP connection
+  after a network fault) is caught by a PING every ``PING_SECONDS`` while the process is
+  serving: no pong within as long, and it is treated as lost.
 * Slots also expire after ``max_age`` seconds, a bound on any invalidation lost in a
   way we cannot see, and the table is an LRU of ``max_entries``.
 
@@ -60,6 +63,9 @@ CHANNEL = b"__redis__:invalidate"
 RECONNECT_SECONDS = 1.0
 """Least time between attempts to bring a lost listener back."""
 
+PING_SECONDS = 5.0
+"""A busy process pings its listener this often; no pong within as long means the listener is dead."""
+
 
 @dataclass
 class _Slot:
@@ -91,6 +97,8 @@ class NearCache:
         self._listener: redis.connection.AbstractConnection | None = None
         self._listener_id: int | None = None
         self._next_attempt = 0.0
+        self._ping_sent_at: float | None = None
+        self._next_ping = 0.0
         _forget_after_fork(self)
 
     # --- reads ------------------------------------------------------------------------------
@@ -205,12 +213,28 @@ class NearCache:
             return
         try:
             while self._listener.can_read(timeout=0):
-                message = self._listener.read_response()
-                if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
-                    self._invalidated(message[2])
+                self._received(self._listener.read_response())
+            self._keep_alive()
         except (redis.RedisError, OSError) as exc:
             logger.warning("near cache listener lost (%s); emptied until it is back", exc)
             self._stop_listening()
+
+    def _received(self, message: object) -> None:
+        if not isinstance(message, list) or not message:
+            return
+        if message[0] == b"message" and len(message) == 3:
+            self._invalidated(message[2])
+        elif message[0] == b"pong":
+            self._ping_sent_at = None
+
+    def _keep_alive(self) -> None:
+        now = self._clock()
+        if self._ping_sent_at is not None:
+            if now - self._ping_sent_at > PING_SECONDS:
+                raise redis.ConnectionError(f"no pong from the listener in {PING_SECONDS:.0f} s")
+        elif now >= self._next_ping:
+            self._listener.send_command("PING")
+            self._ping_sent_at, self._next_ping = now, now + PING_SECONDS
 
     def _start_listening(self) -> None:
         self._next_attempt = self._clock() + RECONNECT_SECONDS
@@ -228,6 +252,7 @@ class NearCache:
             return
         self._clear()
         self._listener, self._listener_id = listener, listener_id
+        self._ping_sent_at, self._next_ping = None, self._clock() + PING_SECONDS
 
     def _stop_listening(self) -> None:
         self._clear()

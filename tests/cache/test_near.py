@@ -11,7 +11,7 @@ import os
 import pytest
 
 from cache.api import CacheUnavailable
-from cache.backends.near import RECONNECT_SECONDS, NearCache
+from cache.backends.near import PING_SECONDS, RECONNECT_SECONDS, NearCache
 from cache.backends.redis import RedisBackend
 from cache.entry import Entry, encode
 from cache.keys import KeyBuilder
@@ -145,6 +145,40 @@ def test_a_lost_listener_empties_the_cache_then_comes_back(near, keys, redis_db,
     redis_db.set(key.entry, entry(b"y"))
     redis_db.ping()
     assert near.get(key).raw == entry(b"y")  # the new listener receives invalidations
+
+
+def test_a_silent_listener_is_treated_as_lost(near, keys, redis_db, near_clock, monkeypatch):
+    """A half-open listener (no pong comes back) must not keep the near cache serving."""
+    key = keys.product(12)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    near.get(key)
+    assert near.local_hits == ["product"]
+    listener = near._listener
+    real_send = listener.send_command
+    monkeypatch.setattr(
+        listener, "send_command", lambda *args: None if args == ("PING",) else real_send(*args)
+    )
+    near_clock.advance(PING_SECONDS)
+    near.get(key)  # sends the ping (swallowed: the network ate it)
+    assert near.local_hits == ["product", "product"]
+    near_clock.advance(PING_SECONDS + 0.1)
+    near.get(key)
+    assert near._listener is None and near.local_hits == ["product", "product"]
+
+
+def test_a_live_listener_answers_its_pings(backend, keys, redis_db, near_clock):
+    hits: list[str] = []
+    near = NearCache(backend, max_entries=10, max_age=1000.0, on_local_hit=hits.append, clock=near_clock)
+    key = keys.product(13)
+    redis_db.set(key.entry, entry(b"x"))
+    near.get(key)
+    for _ in range(3):
+        near_clock.advance(PING_SECONDS + 0.5)  # a ping unanswered this long would be fatal
+        near.get(key)  # a ping goes out...
+        redis_db.ping()  # ...and its pong is back by the next lookup
+    assert near._listener is not None and hits == ["product"] * 3
+    near.close()
 
 
 def test_a_reconnected_data_connection_is_tracked_again(near, keys, redis_db):
