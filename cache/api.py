@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from .entry import Entry
 from .keys import CacheKey
 
 
@@ -40,10 +41,13 @@ class CircuitOpen(CacheUnavailable):
 
 @dataclass(frozen=True)
 class Lookup:
-    """One read: the stored bytes (or ``NO_VALUE``) and the scope's current generation (0 if none)."""
+    """One read: the stored bytes (or ``NO_VALUE``) and the scope's current generation (0 if none).
+
+    ``entry`` is ``raw`` already decoded, when a near cache kept it so: hits skip decoding."""
 
     raw: bytes | NoValue
     generation: int = 0
+    entry: Entry | None = None
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,7 @@ class Region:
     def _usable(self, key: CacheKey, lookup: Lookup, count_corrupt: bool = True) -> Entry | None:
         if lookup.raw is NO_VALUE:
             return None
-        entry = decode(lookup.raw)
+        entry = lookup.entry or decode(lookup.raw)
         if entry is None:
             if count_corrupt:
                 self.metrics.count(Event.CORRUPT_ENTRIES, key.resource)

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import redis
 
 from ..api import NO_VALUE, CacheUnavailable, Fill, Lookup
+from ..entry import decode
 from ..keys import CacheKey
 from .redis import RedisBackend, lookup_from
 
@@ -121,12 +122,13 @@ class NearCache:
             with self._lock:
                 self._drop_if(key.entry, placeholder)
             raise
+        decoded = None if lookup.raw is NO_VALUE else decode(lookup.raw)
         with self._lock:
             self._sync()
-            if lookup.raw is NO_VALUE:
+            if decoded is None:  # a miss, or bytes the region will count as corrupt: nothing to keep
                 self._drop_if(key.entry, placeholder)
             elif self._slots.get(key.entry) is placeholder:
-                placeholder.lookup = lookup
+                placeholder.lookup = Lookup(lookup.raw, lookup.generation, decoded)
         return lookup
 
     def size(self) -> int:

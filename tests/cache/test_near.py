@@ -13,7 +13,7 @@ import pytest
 from cache.api import CacheUnavailable
 from cache.backends.near import PING_SECONDS, RECONNECT_SECONDS, NearCache
 from cache.backends.redis import RedisBackend
-from cache.entry import Entry, encode
+from cache.entry import Entry, decode, encode
 from cache.keys import KeyBuilder
 
 from .conftest import TEST_REDIS_TIMEOUT_MS
@@ -247,3 +247,14 @@ def test_region_over_a_near_cache_serves_hits_without_redis(make_region, backend
     assert sent == [] and creator.calls == 1
     region.invalidate([key])
     assert region.get_or_create(key, creator).state.value == "MISS" and creator.calls == 2
+
+
+def test_kept_entries_are_decoded_once_and_corrupt_ones_not_kept(near, keys, redis_db):
+    good, bad = keys.product(14), keys.product(15)
+    redis_db.set(good.entry, entry(b"x"))
+    redis_db.set(bad.entry, b"\x80garbage")
+    assert near.get(good).entry is None  # as read from Redis: the region decodes it
+    assert near.get(good).entry == decode(entry(b"x"))  # as kept: decoded already
+    near.get(bad)
+    near.get(bad)
+    assert near.local_hits == ["product"]
