@@ -26,7 +26,7 @@ COMPONENTS = {
     "gunicorn (HTTP parsing, socket writes)": ("gunicorn/",),
     "Flask / Werkzeug request handling": ("flask/app.py", "flask/ctx.py", "werkzeug/"),
     "flask-smorest / webargs / marshmallow": ("flask_smorest/", "webargs/", "marshmallow/"),
-    "rate limiter (Flask-Limiter, limits)": ("flask_limiter/", "limits/", "api/rate_limits.py"),
+    "rate limiter (api/rate_limits.py, limits)": ("limits/", "api/rate_limits.py"),
     "request log (JSON line per request)": ("api/request_log.py", "logging/"),
     "cache region (api/caching.py, cache/)": ("api/caching.py", "cache/"),
     "redis-py client (all Redis calls)": ("redis/",),

@@ -315,8 +315,9 @@ def redis_table(arms: dict) -> str:
         "Calls per request during each arm, for the whole Redis server (commands run inside Lua scripts "
         f"count too; commands under {REDIS_ROW_MIN} per request in every arm, mostly other clients', are "
         "left out of the rows but not the total). The **off** arm has no cache, so what it shows is the "
-        "rest of the app: the rate limiter's counters (`evalsha` running `incrby`, and `ttl`, `get`) and "
-        "the view counter's batched `zincrby`."
+        "rest of the app: the rate limiter's leases (`evalsha` running `get` and `incrby`, once per lease "
+        "of up to 100 requests) and the view counter's batched `zincrby`. With the cache on, "
+        "`client|caching` marks the reads a near cache asked Redis to track."
     )
     return note + "\n\n" + table(["command", *arms], rows)
 
@@ -488,7 +489,7 @@ def render(results: dict, chart_paths: dict[str, Path], output: Path, results_di
         "The app's per-client rate limits were kept as configured."
         if opts["keep_rate_limits"]
         else "All Locust users come from 127.0.0.1, so the per-client rate-limit budgets are raised out of "
-        "reach (`SHELF_RATE_LIMIT_READS`/`_WRITES`); the limiter still runs and counts in Redis."
+        "reach (`SHELF_RATE_LIMIT_READS`/`_WRITES`); the limiter still runs and leases its tokens from Redis."
     )
     env = results["environment"]
     values = {
