@@ -16,9 +16,9 @@ def send(rendered: Rendered, status: int = 200, headers: dict | None = None) -> 
     tag, _weak = unquote_etag(rendered.etag)
     if status == 200 and request.if_none_match.contains_weak(tag):
         return Response(status=304, headers={"ETag": rendered.etag, **(headers or {})})
-    response = Response(rendered.body, status=status, mimetype=JSON, headers=headers)
-    response.headers["ETag"] = rendered.etag
-    return response
+    # Every header in one list: werkzeug's Headers.set scans all headers per call, add does not.
+    fields = [("Content-Type", JSON), ("ETag", rendered.etag), *(headers or {}).items()]
+    return Response(rendered.body, status=status, headers=fields)
 
 
 def check_if_match(current: Rendered) -> None:

@@ -388,7 +388,7 @@ def rate_limit_headers(hits: list[Hit]) -> dict[str, str]:
 def add_headers(response: Response) -> Response:
     hits = g.get("rate_limit_hits")
     if hits:
-        response.headers.update(rate_limit_headers(hits))
+        response.headers.extend(rate_limit_headers(hits))  # nothing else sets them: no need to replace
     return response
 
 

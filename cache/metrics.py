@@ -67,12 +67,16 @@ class PrometheusMetrics:
             event: Counter(f"{namespace}_{event}", text, ["resource"], registry=registry)
             for event, text in DESCRIPTIONS.items()
         }
+        self._children: dict[tuple[Event, str], Counter] = {}
         self._breaker = Gauge(
             f"{namespace}_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", registry=registry
         )
 
     def count(self, event: Event, resource: str) -> None:
-        self._counters[event].labels(resource).inc()
+        child = self._children.get((event, resource))
+        if child is None:  # labels() costs a lock and a tuple build per call: look each child up once
+            child = self._children[event, resource] = self._counters[event].labels(resource)
+        child.inc()
 
     def breaker_state(self, state: int) -> None:
         self._breaker.set(state)
