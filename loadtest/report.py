@@ -25,6 +25,9 @@ TEMPLATE = Path(__file__).with_name("benchmarks.md.in")
 NOISY_CORES = 0.2
 """Other processes using this many cores during an arm are worth a sentence in the report."""
 
+ROUND_ARMS = ("detail", "detail-off", "floor")
+"""The side-by-side comparison the hot-path targets judge, run in several rounds on a noisy machine."""
+
 REDIS_ROW_MIN = 0.02
 """Commands issued less often than this per request in every arm are not given a row of their own."""
 ENDPOINT_ORDER = [name for names in PERSONA_ENDPOINTS.values() for name in names]
@@ -125,20 +128,86 @@ def speedup_targets(label: str, cached: dict, uncached: dict) -> list[Target]:
     ]
 
 
-def targets(arms: dict) -> list[Target]:
-    detail, floor = endpoint(arms.get("detail"), DETAIL), endpoint(arms.get("floor"), HEALTHZ)
-    of_floor = ratio(detail.get("rps"), floor.get("rps"))
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def comparison_rounds(results: dict) -> list[dict]:
+    """Each round's detail, detail-off and floor endpoint stats: the main run's arms, then the repeats."""
+    first = {name: results["arms"].get(name) for name in ROUND_ARMS}
+    rounds = [first, *results.get("rounds", [])]
+    return [
+        {
+            "detail": endpoint(arms.get("detail"), DETAIL),
+            "detail-off": endpoint(arms.get("detail-off"), DETAIL),
+            "floor": endpoint(arms.get("floor"), HEALTHZ),
+        }
+        for arms in rounds
+    ]
+
+
+def round_target(claim: str, rounds: list[dict], top: tuple, bottom: tuple, goal, fmt, unit: str) -> Target:
+    """A target judged on the median over rounds of ``top / bottom`` (each an (arm, statistic) pair)."""
+    measured = []
+    for one in rounds:
+        a, b = one[top[0]].get(top[1]), one[bottom[0]].get(bottom[1])
+        if ratio(a, b) is not None:
+            measured.append((ratio(a, b), a, b))
+    if not measured:
+        return Target(claim, "–", None)
+    middle = median([value for value, _, _ in measured])
+    _, a, b = sorted(measured)[(len(measured) - 1) // 2]
+    text = f"{fmt(a)} vs {fmt(b)} {unit} = {times_or_pct(middle, claim)}"
+    if len(measured) > 1:
+        each = ", ".join(times_or_pct(value, claim) for value, _, _ in measured)
+        text = (
+            f"median of {len(measured)} rounds {times_or_pct(middle, claim)} (rounds in order: {each}; "
+            f"the median round: {fmt(a)} vs {fmt(b)} {unit})"
+        )
+    return Target(claim, text, goal(middle))
+
+
+def times_or_pct(value: float, claim: str) -> str:
+    return pct(value) if "%" in claim else times(value)
+
+
+def targets(results: dict) -> list[Target]:
+    arms = results["arms"]
+    rounds = comparison_rounds(results)
     hits = cache_ratio(arms["warm"], "product") if "warm" in arms else None
     overall = cache_ratio(arms["warm"]) if "warm" in arms else None
     mixed = "mixed workload (warm vs off)"
     alone = "product detail alone (detail vs detail-off)"
     return [
         *speedup_targets(mixed, endpoint(arms.get("warm"), DETAIL), endpoint(arms.get("off"), DETAIL)),
-        *speedup_targets(alone, detail, endpoint(arms.get("detail-off"), DETAIL)),
-        Target(
+        round_target(
+            f"Cached vs uncached product detail, requests/s, {alone}: at least 3x",
+            rounds,
+            ("detail", "rps"),
+            ("detail-off", "rps"),
+            lambda r: r >= 3,
+            rate,
+            "req/s",
+        ),
+        round_target(
+            f"Cached vs uncached product detail, p95, {alone}: at most a third",
+            rounds,
+            ("detail", "p95"),
+            ("detail-off", "p95"),
+            lambda r: r <= 1 / 3,
+            ms,
+            "ms",
+        ),
+        round_target(
             "Cached product detail within 85% of the /healthz floor's requests/s (detail vs floor)",
-            f"{rate(detail.get('rps'))} vs {rate(floor.get('rps'))} req/s = {pct(of_floor)}",
-            None if of_floor is None else of_floor >= 0.85,
+            rounds,
+            ("detail", "rps"),
+            ("floor", "rps"),
+            lambda r: r >= 0.85,
+            rate,
+            "req/s",
         ),
         Target(
             "Hit ratio at least 99% in warm steady state (product detail, whole warm arm)",
@@ -172,7 +241,7 @@ def cost_line(arms: dict) -> list[str]:
 
 def tldr(results: dict) -> str:
     arms = results["arms"]
-    lines = [target.line() for target in targets(arms)]
+    lines = [target.line() for target in targets(results)]
     lines += limiter_line(arms) + cost_line(arms)
     shares = [load_share(arm) for arm in arms.values() if load_share(arm) is not None]
     if shares:
@@ -223,6 +292,35 @@ def environment(results: dict) -> str:
         ["code", f"git `{env['git']}`"],
     ]
     return table(["what", "value"], rows)
+
+
+def rounds_text(results: dict) -> str:
+    """The side-by-side comparison round by round: what the hot-path targets' medians are taken over."""
+    rounds = comparison_rounds(results)
+    if len(rounds) < 2:
+        return "One round: the targets above are that round's ratios."
+    rows = []
+    for number, one in enumerate(rounds, start=1):
+        detail, off, floor = one["detail"], one["detail-off"], one["floor"]
+        rows.append(
+            [
+                str(number),
+                rate(detail.get("rps")),
+                rate(off.get("rps")),
+                rate(floor.get("rps")),
+                times(ratio(detail.get("rps"), off.get("rps"))),
+                times(ratio(detail.get("p95"), off.get("p95"))),
+                pct(ratio(detail.get("rps"), floor.get("rps"))),
+            ]
+        )
+    header = ["round", "detail req/s", "detail-off req/s", "floor req/s", "cached / uncached", "p95 ratio"]
+    note = (
+        f"The machine is shared, so **detail**, **detail-off** and **floor** ran in {len(rounds)} rounds "
+        "(round 1 inside the list above, the others after it, each arm on a fresh server every time); the "
+        "product-detail targets above are judged on the median of the rounds' ratios. The other tables "
+        "show round 1."
+    )
+    return note + "\n\n" + table([*header, "of floor"], rows)
 
 
 def detail_table(arms: dict) -> str:
@@ -514,6 +612,7 @@ def render(results: dict, chart_paths: dict[str, Path], output: Path, results_di
         "arm_list": arm_list(results),
         "warming": warming(results),
         "detail_table": detail_table(arms),
+        "rounds_text": rounds_text(results),
         "arm_table": arm_table(arms),
         "resource_table": resource_table(arms),
         "cold_text": cold_text(arms),

@@ -56,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
     seeding.add_argument("--catalog-seed", type=int, default=42, help="the seed command's --seed")
     load = p.add_argument_group("load")
     load.add_argument("--arms", default=",".join(arms.ARMS), help="comma-separated, run in this order")
+    load.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the side-by-side comparison (detail, detail-off, floor; each arm once per round,"
+        " the first round within --arms): targets are judged on the median of the rounds' ratios",
+    )
     load.add_argument("--duration", type=int, default=60, help="seconds per arm")
     load.add_argument("--settle", type=float, default=5.0, help="pause before each arm (idle Redis rate)")
     load.add_argument("--users", type=int, default=32, help="Locust users (enough to saturate the server)")
@@ -110,13 +117,18 @@ def run(opts: argparse.Namespace) -> Path:
         "environment": environment.describe(opts.database_url, opts.redis_url),
         "catalog": seeded.as_dict(),
         "arms": {},
+        "rounds": [],
     }
     for name in opts.arms.split(","):
-        say(f"arm {name}: {arms.ARMS[name].title}, {opts.duration}s")
-        started = time.monotonic()
-        results["arms"][name] = arms.run_arm(arms.ARMS[name], opts, base_env, results_dir / name)
-        say(f"arm {name}: done in {time.monotonic() - started:.0f}s")
+        results["arms"][name] = run_one(name, opts, base_env, results_dir / name)
         save(results, results_dir)
+    compared = [name for name in report.ROUND_ARMS if name in results["arms"]]
+    for number in range(2, opts.rounds + 1) if len(compared) == len(report.ROUND_ARMS) else ():
+        repeat = {}
+        for name in compared:
+            repeat[name] = run_one(name, opts, base_env, results_dir / f"round{number}" / name, number)
+            results["rounds"] = [*results["rounds"][: number - 2], repeat]
+            save(results, results_dir)
     if opts.profile_seconds > 0:
         say(f"profile: py-spy on one worker, {opts.profile_seconds}s of product-detail hits")
         results["profile"] = profile_hit_path(opts, base_env, results_dir / "profile")
@@ -124,6 +136,15 @@ def run(opts: argparse.Namespace) -> Path:
     report.write(results_dir, ROOT / opts.charts_dir, ROOT / opts.output)
     say(f"wrote {opts.output} and charts in {opts.charts_dir}")
     return results_dir
+
+
+def run_one(name: str, opts: argparse.Namespace, base_env: dict, out_dir: Path, number: int = 1) -> dict:
+    label = f"arm {name}" + (f" (round {number})" if number > 1 else "")
+    say(f"{label}: {arms.ARMS[name].title}, {opts.duration}s")
+    started = time.monotonic()
+    result = arms.run_arm(arms.ARMS[name], opts, base_env, out_dir)
+    say(f"{label}: done in {time.monotonic() - started:.0f}s")
+    return result
 
 
 def save(results: dict, results_dir: Path) -> None:

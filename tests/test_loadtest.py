@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from api.seed import seed_catalog
+from loadtest import report
 from loadtest.arms import plateaued
 from loadtest.catalog import export_active_ids
 from loadtest.endpoints import PERSONA_ENDPOINTS
@@ -95,6 +96,26 @@ def run_locust(base_url: str, ids_file: Path, token: str, out: Path) -> subproce
     command += ["--check-every", "1", "--shopper-weight", "2", "--browser-weight", "2", "--seed", "7"]
     env = {**os.environ, "SHELF_BENCH_TOKEN": token}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # noqa: S603
+
+
+def test_hot_path_targets_are_judged_on_the_median_round():
+    def one(detail, off, floor):
+        return {"detail": {"rps": detail}, "detail-off": {"rps": off}, "floor": {"rps": floor}}
+
+    rounds = [one(300, 100, 400), one(200, 100, 400), one(350, 100, 400)]  # 3x, 2x, 3.5x
+    speedup = report.round_target(
+        "x: at least 3x", rounds, ("detail", "rps"), ("detail-off", "rps"), lambda r: r >= 3, str, "req/s"
+    )
+    assert speedup.met is True and "median of 3 rounds 3.00x" in speedup.measured
+    assert "the median round: 300 vs 100" in speedup.measured
+    of_floor = report.round_target(
+        "y: 85%", rounds, ("detail", "rps"), ("floor", "rps"), lambda r: r >= 0.85, str, "req/s"
+    )
+    assert of_floor.met is False and "75.0%" in of_floor.measured
+    assert (
+        report.round_target("z", [one(None, 1, 1)], ("detail", "rps"), ("floor", "rps"), bool, str, "").met
+        is None
+    )
 
 
 def test_every_persona_runs_without_failures(server, settings, token, tmp_path):
