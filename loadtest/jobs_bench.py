@@ -109,8 +109,8 @@ def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
 def _stack(settings: Settings, warm_on_start: bool):
     """gunicorn + an rq worker, as the run command starts them; yields the API's base URL.
 
-    The queues are emptied first: jobs the load test's writes left behind (it runs no worker) would
-    otherwise stand in front of the ones measured here.
+    The queues (and their scheduled and deferred jobs) are emptied first: jobs the load test's writes
+    left behind (it runs no worker) would otherwise stand in front of the ones measured here.
     """
     _empty_queues(settings)
     port = _free_port()
@@ -144,7 +144,12 @@ def _stack(settings: Settings, warm_on_start: bool):
 def _empty_queues(settings: Settings) -> None:
     connection = queues.connect(settings.queue_url)
     for name in queues.QUEUES:
-        queues.queue(name, connection).empty()
+        queue = queues.queue(name, connection)
+        queue.empty()
+        # Debounced jobs wait in the scheduled registry; a new worker's scheduler would queue them all.
+        for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
+            for job_id in registry.get_job_ids():
+                registry.remove(job_id, delete_job=True)
     pending = list(connection.scan_iter(match=queues.PENDING_PREFIX + "*"))
     if pending:
         connection.delete(*pending)
