@@ -123,7 +123,8 @@ def _stack(settings: Settings, warm_on_start: bool):
     }
     bin_dir = Path(sys.executable).parent
     worker = subprocess.Popen(  # noqa: S603 - our own processes, fixed arguments
-        [str(bin_dir / "rq"), "worker", "--with-scheduler", "--serializer", "json", "--path", ".",
+        [str(bin_dir / "rq"), "worker", "--worker-class", "jobs.worker.Worker", "--with-scheduler",
+         "--serializer", "json", "--path", ".",
          "--url", settings.queue_url, "-q", "high", "default", "low"],
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip

@@ -50,8 +50,10 @@ fi
 flask --app api db upgrade
 flask --app api seed --if-empty
 
-# Job data is JSON, never pickled: the worker must say so too.
-rq worker --with-scheduler --serializer json --path . --url "$queue_url" high default low &
+# Job data is JSON, never pickled: the worker must say so too. jobs.worker.Worker loads the job
+# modules once, before rq forks a process per job.
+rq worker --worker-class jobs.worker.Worker --with-scheduler --serializer json --path . \
+    --url "$queue_url" high default low &
 pids+=($!)
 gunicorn -c gunicorn.conf.py 'api:create_app()' &
 pids+=($!)

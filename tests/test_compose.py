@@ -166,6 +166,7 @@ def test_worker_runs_rq_with_scheduler_on_the_named_queues(compose):
             rest.append(word)
     assert "--with-scheduler" in argv
     assert argv[argv.index("--serializer") + 1] == "json"
+    assert argv[argv.index("--worker-class") + 1] == "jobs.worker.Worker"
     assert rest == QUEUES
 
 

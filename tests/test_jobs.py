@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -237,7 +237,20 @@ def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, 
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
-def start_worker(settings, burst: bool = True) -> subprocess.Popen:
+@pytest.mark.parametrize(("worker_class", "preloaded"), [("jobs.worker.Worker", True), ("rq.Worker", False)])
+def test_the_worker_loads_the_job_modules_once_before_forking(settings, queue_redis, worker_class, preloaded):
+    """Our worker class imports the app before forking; rq's own leaves every job to import it."""
+    queue = Queue("low", connection=queue_redis, serializer=JSONSerializer)
+    job = queue.enqueue("tests.job_probes.app_modules_were_loaded")
+    start_worker(settings, worker_class=worker_class, queue_names=["low"]).wait(60)
+    finished = Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer)
+    assert finished.get_status() == "finished"
+    assert finished.return_value() is preloaded
+
+
+def start_worker(
+    settings, burst: bool = True, worker_class: str = "jobs.worker.Worker", queue_names=queues.QUEUES
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -246,10 +259,10 @@ def start_worker(settings, burst: bool = True) -> subprocess.Popen:
         "SHELF_LOG_LEVEL": "WARNING",
     }
     rq = Path(sys.executable).parent / "rq"
-    argv = [str(rq), "worker", "--serializer", "json", "--path", ".", "--url", settings.queue_url]
-    argv += ["--burst"] if burst else ["--with-scheduler"]
+    argv = [str(rq), "worker", "--worker-class", worker_class, "--serializer", "json", "--path", "."]
+    argv += ["--url", settings.queue_url, "--burst" if burst else "--with-scheduler"]
     return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-        [*argv, *queues.QUEUES], cwd=ROOT, env=env, start_new_session=True
+        [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True
     )
 
 
