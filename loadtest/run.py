@@ -82,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     warm.add_argument(
         "--process-warmup",
         type=int,
-        default=20,
+        default=60,
         help="after `cache warm`, seconds of the arm's own load so the workers' near caches fill; 0: none",
     )
     warm.add_argument("--warm-window", type=float, default=5.0, help="seconds per hit-ratio window")
