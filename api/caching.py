@@ -67,6 +67,11 @@ def product_list_key(keys: KeyBuilder, query: dict) -> CacheKey:
     return keys.product_list(params, query["category"] or ALL_PRODUCTS)
 
 
+BULK_TIMEOUT_MS = 2000
+"""Redis timeout of bulk work (warming): a pipeline of hundreds of fills may take longer than a read
+may wait, and a slow one must not open the request path's circuit breaker."""
+
+
 def region() -> Region:
     return current_app.extensions["shelf.region"]
 
@@ -156,6 +161,24 @@ def _backend(settings: Settings, redis_backend: RedisBackend, metrics: Prometheu
     )
 
 
+def _bulk_region(settings: Settings, config: CacheConfig, metrics: PrometheusMetrics) -> Region:
+    """The same keys and policy over its own connection pool, timeout and breaker (connects when used)."""
+    if not settings.cache_enabled:
+        return Region(NullBackend(), config, metrics)
+    timeout_ms = max(BULK_TIMEOUT_MS, settings.cache_redis_timeout_ms)
+    return Region(RedisBackend.from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
+
+
+class _CountsOnly:
+    """The bulk region's events count with the rest; the breaker gauge stays the request path's."""
+
+    def __init__(self, metrics: PrometheusMetrics):
+        self.count = metrics.count
+
+    def breaker_state(self, state: int) -> None:
+        return None
+
+
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
     config = cache_config(settings)
     redis_backend = RedisBackend.from_url(settings.redis_url, settings.cache_redis_timeout_ms)
@@ -163,6 +186,7 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Reg
     metrics = PrometheusMetrics(registry)
     built = Region(_backend(settings, redis_backend, metrics), config, metrics)
     app.extensions["shelf.region"] = built
+    app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)
     app.extensions["shelf.cache_client"] = client
     Cache(
         app,

@@ -47,7 +47,7 @@ def warm(
         release_pending(job.connection, job)
     report = progress or _job_progress(job)
     app = context.app()
-    region = app.extensions["shelf.region"]
+    region = app.extensions["shelf.bulk_region"]  # its own timeout and breaker, not the requests'
     with context.session() as db:
         targets = _targets(db, app, scope, limit, category, ids)
         stored = 0

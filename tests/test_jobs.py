@@ -16,6 +16,7 @@ import time
 import zlib
 from pathlib import Path
 
+import psutil
 import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -27,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from api import background, create_app
 from api.popularity import POPULARITY_KEY
 from api.services import aggregates
-from jobs import context, queues
+from jobs import context, queues, warming
 from tests.factories import make_category, make_product, make_products
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,10 +203,18 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
                 Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "started"
             )
         )
+        # rq's work horse runs in a session of its own (setsid): kill it too, as a lost machine would.
+        horses = psutil.Process(worker.pid).children(recursive=True)
         os.killpg(worker.pid, signal.SIGKILL)
+        for horse in horses:
+            horse.kill()
         worker.wait(10)
+        psutil.wait_procs(horses, timeout=10)
         lock.rollback()
     blocker.dispose()
+    # The killed job's PostgreSQL backend runs its queued statement once the lock is free and only then
+    # finds its client gone; let it end, or the next test's TRUNCATE can deadlock with it.
+    wait_for(lambda: busy_backends(engine) == 0)
     started = StartedJobRegistry(queues.HIGH, connection=queue_redis, serializer=JSONSerializer)
     started.cleanup(timestamp=time.time() + 3600)  # what any worker does once the execution expires
     retried = Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer)
@@ -264,6 +273,17 @@ def start_worker(
     return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
         [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True
     )
+
+
+def busy_backends(engine) -> int:
+    """Other sessions of this database running a statement or holding a transaction open."""
+    with engine.connect() as conn:
+        return conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+        )
 
 
 def wait_for(condition, seconds: float = 20) -> None:
@@ -369,6 +389,21 @@ def test_warm_on_start_queues_once(settings, queue_app, queue_redis):
     assert background.warm_on_start(started) is None  # a second worker starting: already queued
     assert background.warm_on_start(settings) is None  # disabled
     assert len(queued(queue_redis)) == 1
+
+
+def test_warming_waits_out_a_slow_redis_that_requests_do_not(proxied, redis_proxy, engine):
+    """Bulk fills get their own timeout and breaker: a Redis too slow for a read still takes a warm,
+    and the warm's waiting never opens the breaker that requests use."""
+    products = make_products(engine, make_category(engine), 3)
+    redis_proxy.delay = 0.3  # past the requests' 100 ms timeout, well within the bulk 2 s
+    with proxied.app_context():
+        result = warming.warm("ids", ids=[p.id for p in products], progress=lambda done, total: None)
+    assert result["stored"] == 3
+    assert proxied.extensions["shelf.region"].breaker.state.name == "CLOSED"
+    assert proxied.test_client().get(f"/v1/products/{products[0].id}").headers["X-Cache"] == "BYPASS"
+    redis_proxy.delay = 0.0
+    client = proxied.test_client()
+    assert [client.get(f"/v1/products/{p.id}").headers["X-Cache"] for p in products] == ["HIT"] * 3
 
 
 def test_cli_warm_runs_here_with_a_progress_bar(queue_app, engine):
