@@ -147,7 +147,9 @@ def comparison_rounds(results: dict) -> list[dict]:
     ]
 
 
-def round_target(claim: str, rounds: list[dict], top: tuple, bottom: tuple, goal, fmt, unit: str) -> Target:
+def round_target(
+    claim: str, rounds: list[dict], top: tuple, bottom: tuple, goal, fmt, unit: str, show=times
+) -> Target:
     """A target judged on the median over rounds of ``top / bottom`` (each an (arm, statistic) pair)."""
     measured = []
     for one in rounds:
@@ -158,18 +160,14 @@ def round_target(claim: str, rounds: list[dict], top: tuple, bottom: tuple, goal
         return Target(claim, "–", None)
     middle = median([value for value, _, _ in measured])
     _, a, b = sorted(measured)[(len(measured) - 1) // 2]
-    text = f"{fmt(a)} vs {fmt(b)} {unit} = {times_or_pct(middle, claim)}"
+    text = f"{fmt(a)} vs {fmt(b)} {unit} = {show(middle)}"
     if len(measured) > 1:
-        each = ", ".join(times_or_pct(value, claim) for value, _, _ in measured)
+        each = ", ".join(show(value) for value, _, _ in measured)
         text = (
-            f"median of {len(measured)} rounds {times_or_pct(middle, claim)} (rounds in order: {each}; "
+            f"median of {len(measured)} rounds {show(middle)} (rounds in order: {each}; "
             f"the median round: {fmt(a)} vs {fmt(b)} {unit})"
         )
     return Target(claim, text, goal(middle))
-
-
-def times_or_pct(value: float, claim: str) -> str:
-    return pct(value) if "%" in claim else times(value)
 
 
 def targets(results: dict) -> list[Target]:
@@ -207,6 +205,7 @@ def targets(results: dict) -> list[Target]:
             lambda r: r >= 0.85,
             rate,
             "req/s",
+            pct,
         ),
         Target(
             "Hit ratio at least 99% in warm steady state (product detail, whole warm arm)",

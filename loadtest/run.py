@@ -122,13 +122,13 @@ def run(opts: argparse.Namespace) -> Path:
     for name in opts.arms.split(","):
         results["arms"][name] = run_one(name, opts, base_env, results_dir / name)
         save(results, results_dir)
-    compared = [name for name in report.ROUND_ARMS if name in results["arms"]]
-    for number in range(2, opts.rounds + 1) if len(compared) == len(report.ROUND_ARMS) else ():
-        repeat = {}
-        for name in compared:
-            repeat[name] = run_one(name, opts, base_env, results_dir / f"round{number}" / name, number)
-            results["rounds"] = [*results["rounds"][: number - 2], repeat]
-            save(results, results_dir)
+    if all(name in results["arms"] for name in report.ROUND_ARMS):
+        for number in range(2, opts.rounds + 1):
+            repeat: dict = {}
+            results["rounds"].append(repeat)
+            for name in report.ROUND_ARMS:
+                repeat[name] = run_one(name, opts, base_env, results_dir / f"round{number}" / name, number)
+                save(results, results_dir)
     if opts.profile_seconds > 0:
         say(f"profile: py-spy on one worker, {opts.profile_seconds}s of product-detail hits")
         results["profile"] = profile_hit_path(opts, base_env, results_dir / "profile")

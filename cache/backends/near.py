@@ -100,7 +100,7 @@ class NearCache:
         self._next_attempt = 0.0
         self._ping_sent_at: float | None = None
         self._next_ping = 0.0
-        _forget_after_fork(self)
+        _instances.add(self)  # so a forked child drops what it inherited (see _reset_all_after_fork)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -300,10 +300,6 @@ def _track(connection: redis.connection.AbstractConnection, listener_id: int) ->
 
 
 _instances: weakref.WeakSet[NearCache] = weakref.WeakSet()
-
-
-def _forget_after_fork(near: NearCache) -> None:
-    _instances.add(near)
 
 
 def _reset_all_after_fork() -> None:
