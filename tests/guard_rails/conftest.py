@@ -15,7 +15,9 @@ import socket
 import pytest
 
 from api import create_app
+from api.rate_limits import EXTENSION_KEY
 from api.request_log import JsonFormatter
+from tests.cache.support import FakeClock
 
 
 @pytest.fixture
@@ -26,6 +28,10 @@ def make_app(settings, redis_client):
     def make(**changes):
         changes.setdefault("rate_limit_prefix", "test-limits-" + secrets.token_hex(4))
         app = create_app(settings.replace(**changes))
+        if limiter := app.extensions.get(EXTENSION_KEY):
+            # Windows are fixed clock minutes: a real clock crossing one between two requests of a
+            # test would start a fresh budget. Tests that move time replace this clock.
+            limiter.clock = FakeClock()
         apps.append(app)
         return app
 
