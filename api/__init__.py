@@ -10,6 +10,7 @@ import redis
 from flask import Flask
 
 from . import background, caching, cli, db, errors, guard_rails, metrics, request_guards, request_log
+from .application import Shelf
 from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
@@ -21,7 +22,7 @@ REDIS_TIMEOUT_SECONDS = 0.25
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Shelf(__name__)
     app.config["SHELF"] = settings
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
