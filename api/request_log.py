@@ -48,7 +48,7 @@ def _start() -> None:
 
 
 def _finish(response):
-    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.add("X-Request-ID", g.get("request_id", ""))  # set only here
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     fields = {
         "request_id": g.get("request_id"),
