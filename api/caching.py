@@ -21,6 +21,7 @@ the request id in it is this request's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Flask, Response, current_app
@@ -89,26 +90,39 @@ def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
         except NotFound:
             return NOT_FOUND
 
-    result = region().get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
-    headers = _headers(result)
+    extension = current_app.extensions
+    result = extension["shelf.region"].get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
+    headers = _headers(result, extension["shelf.cache_headers"])
     entry = result.entry
     if entry.status == 404:
         return render_problem(404, "Not Found", "not found", headers=headers)
     return send(Rendered(entry.body, entry.etag), headers=headers)
 
 
-def _headers(result: Result) -> dict[str, str]:
-    settings: Settings = current_app.config["SHELF"]
-    state = result.state if settings.cache_enabled else State.BYPASS
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """What the cache headers of every read share, worked out once per app rather than per request."""
+
+    enabled: bool
+    cache_control: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HeaderPolicy:
+        cache_control = (
+            f"public, max-age={settings.http_max_age}, "
+            f"stale-while-revalidate={settings.http_stale_while_revalidate}"
+        )
+        return cls(settings.cache_enabled, cache_control)
+
+
+def _headers(result: Result, policy: HeaderPolicy) -> dict[str, str]:
+    state = result.state if policy.enabled else State.BYPASS
     headers = {
         "X-Cache": state.value,
         "Server-Timing": f"cache;dur={result.cache_ms:.2f}, db;dur={result.compute_ms:.2f}",
     }
     if result.entry.status == 200:
-        headers["Cache-Control"] = (
-            f"public, max-age={settings.http_max_age}, "
-            f"stale-while-revalidate={settings.http_stale_while_revalidate}"
-        )
+        headers["Cache-Control"] = policy.cache_control
     if result.stale_if_error:
         headers["Cache-Status"] = "shelf; hit; detail=stale-if-error"
     return headers
@@ -186,6 +200,7 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Reg
     metrics = PrometheusMetrics(registry)
     built = Region(_backend(settings, redis_backend, metrics), config, metrics)
     app.extensions["shelf.region"] = built
+    app.extensions["shelf.cache_headers"] = HeaderPolicy.from_settings(settings)
     app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)
     app.extensions["shelf.cache_client"] = client
     Cache(

@@ -13,12 +13,16 @@ JSON = "application/json"
 
 def send(rendered: Rendered, status: int = 200, headers: dict | None = None) -> Response:
     """Send ``rendered``, or 304 when the client's If-None-Match already has it."""
-    tag, _weak = unquote_etag(rendered.etag)
-    if status == 200 and request.if_none_match.contains_weak(tag):
+    if status == 200 and "HTTP_IF_NONE_MATCH" in request.environ and _client_has(rendered.etag):
         return Response(status=304, headers={"ETag": rendered.etag, **(headers or {})})
     # Every header in one list: werkzeug's Headers.set scans all headers per call, add does not.
     fields = [("Content-Type", JSON), ("ETag", rendered.etag), *(headers or {}).items()]
     return Response(rendered.body, status=status, headers=fields)
+
+
+def _client_has(etag: str) -> bool:
+    tag, _weak = unquote_etag(etag)
+    return request.if_none_match.contains_weak(tag)
 
 
 def check_if_match(current: Rendered) -> None:
