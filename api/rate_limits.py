@@ -52,12 +52,14 @@ while Redis is down.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis
 from flask import Flask, Response, current_app, g, request
@@ -104,10 +106,14 @@ class Window:
     amount: int
     seconds: int
 
+    @property
+    def policy(self) -> str:
+        """This window's item of the ``RateLimit-Policy`` field."""
+        return f'"{self.name}";q={self.amount};w={self.seconds}'
 
-@dataclass(frozen=True)
-class Hit:
-    """One window's state as this request's headers report it."""
+
+class Hit(NamedTuple):
+    """One window's state as this request's headers report it (a tuple: one is built per request)."""
 
     window: Window
     remaining: int
@@ -373,12 +379,15 @@ def write_key() -> str:
     return "token:" + name if name else "ip:" + client_ip()
 
 
+@functools.cache
+def policy_field(windows: tuple[Window, ...]) -> str:
+    return ", ".join(window.policy for window in windows)
+
+
 def rate_limit_headers(hits: list[Hit]) -> dict[str, str]:
     headers = {
-        "RateLimit-Policy": ", ".join(
-            f'"{h.window.name}";q={h.window.amount};w={h.window.seconds}' for h in hits
-        ),
-        "RateLimit": ", ".join(f'"{h.window.name}";r={h.remaining};t={h.reset}' for h in hits),
+        "RateLimit-Policy": policy_field(tuple(hit.window for hit in hits)),
+        "RateLimit": ", ".join([f'"{h.window.name}";r={h.remaining};t={h.reset}' for h in hits]),
     }
     if resets := [hit.reset for hit in hits if hit.breached]:
         headers["Retry-After"] = str(max(resets))
