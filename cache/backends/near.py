@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -97,6 +98,7 @@ class NearCache:
         self._dependents: dict[str, set[str]] = {}
         self._listener: redis.connection.AbstractConnection | None = None
         self._listener_id: int | None = None
+        self._poller: select.poll | None = None  # watches the listener's socket
         self._next_attempt = 0.0
         self._ping_sent_at: float | None = None
         self._next_ping = 0.0
@@ -214,8 +216,12 @@ class NearCache:
                 self._start_listening()
             return
         try:
-            while self._listener.can_read(timeout=0):
-                self._received(self._listener.read_response())
+            # One poll() of the socket tells whether anything arrived: the loop reads until the parser
+            # holds nothing complete, and a partial reply's rest arrives on the socket too. can_read(0)
+            # alone costs four times as much per call (timeouts set and reset, an exception when empty).
+            if self._poller.poll(0):
+                while self._listener.can_read(timeout=0):
+                    self._received(self._listener.read_response())
             self._keep_alive()
         except (redis.RedisError, OSError) as exc:
             logger.warning("near cache listener lost (%s); emptied until it is back", exc)
@@ -254,20 +260,22 @@ class NearCache:
             return
         self._clear()
         self._listener, self._listener_id = listener, listener_id
+        self._poller = select.poll()
+        self._poller.register(listener._sock, select.POLLIN)
         self._ping_sent_at, self._next_ping = None, self._clock() + PING_SECONDS
 
     def _stop_listening(self) -> None:
         self._clear()
         if self._listener is not None:
             self._listener.disconnect()
-        self._listener = self._listener_id = None
+        self._listener = self._listener_id = self._poller = None
         self._next_attempt = self._clock() + RECONNECT_SECONDS
 
     def _after_fork(self) -> None:
         # The parent's listener socket is not ours: drop it without closing it, and the table.
         self._lock = threading.Lock()
         self._clear()
-        self._listener = self._listener_id = None
+        self._listener = self._listener_id = self._poller = None
         self._next_attempt = 0.0
 
     def _read_tracked(self, key: CacheKey, listener_id: int) -> Lookup:
