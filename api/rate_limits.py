@@ -52,13 +52,12 @@ while Redis is down.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import redis
@@ -105,11 +104,10 @@ class Window:
     name: str  # as the headers name it: "reads", or "reads-60s" when a budget has several windows
     amount: int
     seconds: int
+    policy: str = field(init=False, repr=False, compare=False)  # its item of the RateLimit-Policy field
 
-    @property
-    def policy(self) -> str:
-        """This window's item of the ``RateLimit-Policy`` field."""
-        return f'"{self.name}";q={self.amount};w={self.seconds}'
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", f'"{self.name}";q={self.amount};w={self.seconds}')
 
 
 class Hit(NamedTuple):
@@ -379,14 +377,9 @@ def write_key() -> str:
     return "token:" + name if name else "ip:" + client_ip()
 
 
-@functools.cache
-def policy_field(windows: tuple[Window, ...]) -> str:
-    return ", ".join(window.policy for window in windows)
-
-
 def rate_limit_headers(hits: list[Hit]) -> dict[str, str]:
     headers = {
-        "RateLimit-Policy": policy_field(tuple(hit.window for hit in hits)),
+        "RateLimit-Policy": ", ".join([hit.window.policy for hit in hits]),
         "RateLimit": ", ".join([f'"{h.window.name}";r={h.remaining};t={h.reset}' for h in hits]),
     }
     if resets := [hit.reset for hit in hits if hit.breached]:

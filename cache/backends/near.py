@@ -37,7 +37,7 @@ connection waits unread until that connection is used again; it keeps raw replie
 our placeholder rule. Flask-Caching has no near cache.
 
 On Redis Cluster each shard needs its own listener (tracking is per node); until that
-exists, turn the near cache off there (``max_entries=0``).
+exists, leave the near cache out there (Shelf: ``SHELF_CACHE_LOCAL_ENTRIES=0``).
 """
 
 from __future__ import annotations
