@@ -125,12 +125,15 @@ class NearCache:
                 self._drop_if(key.entry, placeholder)
             raise
         decoded = None if lookup.raw is NO_VALUE else decode(lookup.raw)
+        if decoded is None:  # a miss, or bytes the region will count as corrupt: nothing to keep
+            with self._lock:
+                self._drop_if(key.entry, placeholder)
+            return lookup
+        lookup = Lookup(lookup.raw, lookup.generation, decoded)  # so the region does not decode it again
         with self._lock:
             self._sync()
-            if decoded is None:  # a miss, or bytes the region will count as corrupt: nothing to keep
-                self._drop_if(key.entry, placeholder)
-            elif self._slots.get(key.entry) is placeholder:
-                placeholder.lookup = Lookup(lookup.raw, lookup.generation, decoded)
+            if self._slots.get(key.entry) is placeholder:
+                placeholder.lookup = lookup
         return lookup
 
     def size(self) -> int:
