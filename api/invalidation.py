@@ -176,12 +176,8 @@ class Outbox:
             done += len(rows)
 
     def _apply_through_region(self, invalidations: list[dict]) -> None:
-        stale, bump = merge(invalidations)
-        self.region.invalidate(stale)
-        self.region.bump(*bump)
+        self.region.invalidate(*merge(invalidations))
 
     def _apply_direct(self, invalidations: list[dict]) -> None:
         stale, bump = merge(invalidations)
-        backend = self.region.backend
-        backend.invalidate(stale)
-        backend.bump(bump, int(self.region.config.generation_ttl * 1000))
+        self.region.backend.invalidate(stale, bump, int(self.region.config.generation_ttl * 1000))

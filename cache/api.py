@@ -79,11 +79,12 @@ class Backend(Protocol):
     def release(self, key: CacheKey, token: str) -> None:
         """Give up the lease if ``token`` still holds it (compare-and-delete)."""
 
-    def invalidate(self, keys: Iterable[CacheKey]) -> None:
-        """Delete entries and their leases, so fills already in flight are rejected."""
-
-    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
-        """Increment generation counters and (re)arm their idle expiry."""
+    def invalidate(
+        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+    ) -> None:
+        """Delete entries and their leases, so fills already in flight are rejected, and increment
+        the generation counters (re-arming their idle expiry to ``ttl_ms``): one write's
+        invalidation, applied in one round trip plus the near cache's barrier."""
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
         """Increment a windowed counter, setting its expiry; returns the new value."""

@@ -121,16 +121,19 @@ class Region:
             return self._finish(key, entry, State.HIT, watch)
         return self._refresh(key, creator, entry, allow_stale_on_error, watch)
 
-    def invalidate(self, keys: Iterable[CacheKey]) -> None:
-        """Delete entries (negative ones too) and void in-flight fills. Raises ``CacheUnavailable``."""
+    def invalidate(self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = ()) -> None:
+        """Delete entries (negative ones too) and void in-flight fills, and make every entry of the
+        ``generation_keys`` scopes a miss (O(1) per scope), all in one round trip. Raises
+        ``CacheUnavailable``."""
         keys = list(keys)
-        if keys:
-            self._call(keys[0].resource, self.backend.invalidate, keys)
+        if keys or generation_keys:
+            ttl_ms = int(self.config.generation_ttl * 1000)
+            resource = keys[0].resource if keys else "generation"
+            self._call(resource, self.backend.invalidate, keys, generation_keys, ttl_ms)
 
     def bump(self, *generation_keys: str) -> None:
         """Make every entry of the scopes a miss, in O(1) per scope. Raises ``CacheUnavailable``."""
-        ttl_ms = int(self.config.generation_ttl * 1000)
-        self._call("generation", self.backend.bump, generation_keys, ttl_ms)
+        self.invalidate((), generation_keys)
 
     def purge(self, resource: str | None = None) -> int:
         """Admin: delete every entry (of one resource, or of all versions); returns how many."""

@@ -15,7 +15,7 @@ The rules that keep the README's guarantee (a read after a 2xx write sees the wr
 * Every lookup first drains the listener without blocking (one ``poll``, about 2 us),
   under the same lock as the lookup. Redis queues the pushes while executing the write,
   before the writer's reply, and the writer makes one more round trip after it
-  (``RedisBackend.invalidate``/``bump``), which Redis reads only after it has written out
+  (``RedisBackend.invalidate``), which Redis reads only after it has written out
   every reply and push of the previous loop. So when the writer answers 2xx, the push
   is already in every listener's socket, and the next lookup anywhere applies it.
 * A read in flight is a placeholder slot; the value is kept only if no invalidation (or
@@ -154,11 +154,10 @@ class NearCache:
     def release(self, key: CacheKey, token: str) -> None:
         self.inner.release(key, token)
 
-    def invalidate(self, keys: Iterable[CacheKey]) -> None:
-        self.inner.invalidate(keys)
-
-    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
-        self.inner.bump(generation_keys, ttl_ms)
+    def invalidate(
+        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+    ) -> None:
+        self.inner.invalidate(keys, generation_keys, ttl_ms)
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
         return self.inner.count(counter_key, ttl_ms)

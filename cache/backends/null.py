@@ -30,10 +30,9 @@ class NullBackend:
     def release(self, key: CacheKey, token: str) -> None:
         return None
 
-    def invalidate(self, keys: Iterable[CacheKey]) -> None:
-        return None
-
-    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
+    def invalidate(
+        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+    ) -> None:
         return None
 
     def count(self, counter_key: str, ttl_ms: int) -> int:

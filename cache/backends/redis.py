@@ -101,17 +101,13 @@ class RedisBackend:
         with _unavailable():
             self._release(keys=[key.lease], args=[token])
 
-    def invalidate(self, keys: Iterable[CacheKey]) -> None:
+    def invalidate(
+        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+    ) -> None:
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.delete(key.entry, key.lease)
-            pipe.execute()
-            self._barrier()
-
-    def bump(self, generation_keys: Iterable[str], ttl_ms: int) -> None:
-        with _unavailable():
-            pipe = self.client.pipeline(transaction=False)
             for generation_key in generation_keys:
                 pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
             pipe.execute()
@@ -140,7 +136,8 @@ class RedisBackend:
     def _barrier(self) -> None:
         # Redis reads this PING only after writing out every reply and tracking push of the loop
         # that ran our write, so once it answers, every near cache's listener has the invalidation
-        # in its socket (see ``backends.near``). One round trip per write; reads never pay it.
+        # in its socket (see ``backends.near``). One round trip per write (its deletes and bumps
+        # together); reads never pay it.
         self.client.ping()
 
     def _fill_pipelined(self, fills: Sequence[Fill]) -> list[object]:

@@ -57,7 +57,7 @@ def test_release_only_deletes_our_own_lease(backend, redis_db):
 
 def test_bump_is_an_incr_with_an_idle_expiry(backend, redis_db):
     generation = KEYS.list_generation("all")
-    backend.bump([generation, generation], 60_000)
+    backend.invalidate([], [generation, generation], 60_000)
     assert redis_db.get(generation) == b"2"
     assert 0 < redis_db.pttl(generation) <= 60_000
 

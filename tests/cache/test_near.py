@@ -94,7 +94,7 @@ def test_a_generation_bump_drops_every_page_of_the_scope(near, other, keys, redi
     for key in [*pages, elsewhere]:
         redis_db.set(key.entry, entry(b"page"))
         assert near.get(key).generation == 0
-    other.bump([pages[0].generation], 60_000)
+    other.invalidate([], [pages[0].generation], 60_000)
     assert [near.get(key).generation for key in pages] == [1, 1]
     assert near.local_hits == []  # both pages were read from Redis again
     near.get(elsewhere)

@@ -64,6 +64,20 @@ def test_a_fresh_hit_costs_exactly_one_redis_command(region, backend, cache_redi
     assert sent[0].split()[0] == ("MGET" if scoped else "GET")
 
 
+def test_a_write_invalidation_is_one_pipeline_and_one_barrier(region, backend, redis_db, cache_redis_url):
+    product, page = region.keys.product(7), region.keys.product_list({"page": 1}, "all")
+    for key in (product, page):
+        region.get_or_create(key, CountingCreator())
+
+    def write():
+        region.invalidate([product], [page.generation])
+
+    sent = commands_sent(backend.client, cache_redis_url, write)
+    assert [command.split()[0] for command in sent] == ["DEL", "INCRBY", "PEXPIRE", "PING"]
+    assert not redis_db.exists(product.entry) and redis_db.get(page.generation) == b"1"
+    assert 0 < redis_db.pttl(page.generation) <= region.config.generation_ttl * 1000
+
+
 def test_cold_key_stampede_calls_the_creator_once(make_region, registry):
     # A roomy wait budget: a loaded test machine must not turn this into a budget test.
     region = make_region(wait_budget_ms=3000)
