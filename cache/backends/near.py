@@ -108,12 +108,9 @@ class NearCache:
 
     def get(self, key: CacheKey) -> Lookup:
         with self._lock:
-            self._sync()
-            slot = self._slots.get(key.entry)
-            if slot is not None and slot.lookup is not None and slot.expires_at > self._clock():
-                self._slots.move_to_end(key.entry)
-                self._on_local_hit(key.resource)
-                return slot.lookup
+            kept = self._kept(key)
+            if kept is not None:
+                return kept
             listener_id = self._listener_id
             placeholder = self._reserve(key) if listener_id is not None else None
         if placeholder is None:
@@ -135,6 +132,10 @@ class NearCache:
             if self._slots.get(key.entry) is placeholder:
                 placeholder.lookup = lookup
         return lookup
+
+    def get_local(self, key: CacheKey) -> Lookup | None:
+        with self._lock:
+            return self._kept(key)
 
     def size(self) -> int:
         """Entries held (reads in flight not counted)."""
@@ -171,6 +172,16 @@ class NearCache:
         self.inner.close()
 
     # --- the table --------------------------------------------------------------------------
+
+    def _kept(self, key: CacheKey) -> Lookup | None:
+        """The slot's lookup, after applying every invalidation already received (call under the lock)."""
+        self._sync()
+        slot = self._slots.get(key.entry)
+        if slot is None or slot.lookup is None or slot.expires_at <= self._clock():
+            return None
+        self._slots.move_to_end(key.entry)
+        self._on_local_hit(key.resource)
+        return slot.lookup
 
     def _reserve(self, key: CacheKey) -> _Slot:
         placeholder = _Slot(None, key.generation, self._clock() + self.max_age)
