@@ -4,13 +4,19 @@ Tests run against the real servers named by DATABASE_URL and REDIS_URL (the
 machine's local ones by default). The session creates its own database
 ``shelf_test_<random>``, migrates it to head once, and empties every table
 before each test; Redis tests use db ``SHELF_TEST_REDIS_DB`` (15 by default),
-flushed before each test. Nobody else's data is touched.
+flushed before each test. Nobody else's data is touched. ``make_app`` builds apps
+with their own settings (each with a random rate-limit key prefix), and ``log_output``
+captures what they log.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import secrets
+import socket
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -21,6 +27,9 @@ from api import create_app
 from api.cli import upgrade_database
 from api.config import Settings
 from api.models import Base
+from api.rate_limits import EXTENSION_KEY
+from api.request_log import JsonFormatter
+from tests.cache.support import FakeClock
 from tests.netproxy import TcpProxy
 
 TEST_TOKEN = "test-token-" + secrets.token_hex(8)
@@ -133,3 +142,52 @@ def proxied(settings, redis_url, redis_proxy):
     app = create_app(settings.replace(redis_url=url))
     yield app
     app.extensions["shelf.engine"].dispose()
+
+
+@pytest.fixture
+def make_app(settings, redis_client):
+    """``make_app(**settings_changes)``: an app over the test servers, disposed at teardown."""
+    apps = []
+
+    def make(**changes):
+        changes.setdefault("rate_limit_prefix", "test-limits-" + secrets.token_hex(4))
+        app = create_app(settings.replace(**changes))
+        if limiter := app.extensions.get(EXTENSION_KEY):
+            # Windows are fixed clock minutes: a real clock crossing one between two requests of a
+            # test would start a fresh budget. Tests that move time replace this clock.
+            limiter.clock = FakeClock()
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["shelf.engine"].dispose()
+
+
+@pytest.fixture
+def unused_port():
+    """A local port nothing listens on: a real closed port, so connecting fails at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def log_output():
+    """Everything logged while the test runs (Shelf's loggers, libraries' and the root), as text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    loggers = [logging.getLogger(), logging.getLogger("shelf"), logging.getLogger("flask-limiter")]
+    previous = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield stream.getvalue
+    for logger, level in previous:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def log_records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

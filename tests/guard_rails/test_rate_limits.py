@@ -17,8 +17,7 @@ from api.config import ConfigError, Settings
 from api.rate_limits import EXTENSION_KEY, LEASE_SCRIPT, Grant, Leases, budget, lease_size
 from cache.breaker import Breaker
 from tests.cache.support import FakeClock, commands_sent
-
-from .conftest import log_records
+from tests.conftest import log_records
 
 TOKEN_A, TOKEN_B = "token-a-" + "x" * 16, "token-b-" + "y" * 16
 RATE_LIMIT = re.compile(r'^"(?P<name>[a-z0-9-]+)";r=(?P<r>\d+);t=(?P<t>\d+)$')
