@@ -92,7 +92,7 @@ def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
 
     extension = current_app.extensions
     result = extension["shelf.region"].get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
-    headers = _headers(result, extension["shelf.cache_headers"])
+    headers = cache_headers(result, extension["shelf.cache_headers"])
     entry = result.entry
     if entry.status == 404:
         return render_problem(404, "Not Found", "not found", headers=headers)
@@ -115,7 +115,7 @@ class HeaderPolicy:
         return cls(settings.cache_enabled, cache_control)
 
 
-def _headers(result: Result, policy: HeaderPolicy) -> dict[str, str]:
+def cache_headers(result: Result, policy: HeaderPolicy) -> dict[str, str]:
     state = result.state if policy.enabled else State.BYPASS
     headers = {
         "X-Cache": state.value,

@@ -97,6 +97,8 @@ MAX_LEASES = 10_000
 
 REGISTRY_KEY = "shelf.metrics_registry"
 EXTENSION_KEY = "shelf.limiter"
+SPENT = "shelf.rate_limit_hits"
+"""WSGI environ key: the token this request already spent, as the windows' states."""
 
 
 @dataclass(frozen=True)
@@ -323,20 +325,32 @@ class RateLimiter:
         """before_request: spend one token of this request's budget; 429 when none is left."""
         if request.path in EXEMPT_PATHS:
             return
-        reading = request.method in READ_METHODS
-        key = (read_key(), "reads") if reading else (write_key(), "writes")
-        windows = self.reads if reading else self.writes
-        now = self.clock()
-        hits = self.leases.spend(key, windows, now)
-        if hits is None:
-            hits = self.refill(key, windows, now)
+        if SPENT in request.environ:  # api.fast_path spent it already, then handed the request on
+            hits = request.environ[SPENT]
+        else:
+            request_id = g.get("request_id")
+            if request.method in READ_METHODS:
+                hits = self.spend(read_key(), self.reads, "reads", request_id)
+            else:
+                hits = self.spend(write_key(), self.writes, "writes", request_id)
         if hits is None:
             return
         g.rate_limit_hits = hits
         if any(hit.breached for hit in hits):
             raise RateLimited(hits)
 
-    def refill(self, key: tuple[str, str], windows: list[Window], now: float) -> list[Hit] | None:
+    def spend(
+        self, client: str, windows: list[Window], budget: str, request_id: str | None
+    ) -> list[Hit] | None:
+        """Spend one of ``client``'s tokens of a budget; the windows' states, or None when unlimited
+        (the counter store failed)."""
+        key, now = (client, budget), self.clock()
+        hits = self.leases.spend(key, windows, now)
+        return self.refill(key, windows, now, request_id) if hits is None else hits
+
+    def refill(
+        self, key: tuple[str, str], windows: list[Window], now: float, request_id: str | None
+    ) -> list[Hit] | None:
         """Lease tokens from Redis for this request and the next; None (unlimited) when Redis fails."""
         if not self.breaker.allow():
             return None
@@ -346,7 +360,7 @@ class RateLimiter:
         try:
             grant = self.counter.hit(key[0], windows, now, want if leading else 1, handed_back)
         except redis.RedisError as exc:
-            self.storage_failed(exc)
+            self.storage_failed(exc, request_id)
             return None
         finally:
             if leading:
@@ -354,12 +368,12 @@ class RateLimiter:
         self.breaker.record_success()
         return self.leases.keep(key, windows, grant, now)
 
-    def storage_failed(self, exc: Exception) -> None:
+    def storage_failed(self, exc: Exception, request_id: str | None) -> None:
         self.breaker.record_failure()
         self.errors.inc()
         log.warning(
             "rate limit storage unavailable; serving without limits",
-            extra={"fields": {"request_id": g.get("request_id"), "error": str(exc)}},
+            extra={"fields": {"request_id": request_id, "error": str(exc)}},
         )
 
 

@@ -41,24 +41,40 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
+ENVIRON_KEY = "shelf.request_id"
+"""Where ``api.fast_path`` leaves the id it gave a request before handing it on to Flask."""
+
+
+def request_id_for(incoming: str) -> str:
+    """The client's ``X-Request-ID`` when it is a sane token, else a new one."""
+    return incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def log_request(
+    request_id: str | None, method: str, path: str, status: int, started: float, remote_addr: str | None
+) -> None:
+    fields = {
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "remote_addr": remote_addr,
+    }
+    log.info("request", extra={"fields": fields})
+
+
 def _start() -> None:
     g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    given = request.environ.get(ENVIRON_KEY)
+    g.request_id = given or request_id_for(request.headers.get("X-Request-ID", ""))
 
 
 def _finish(response):
     response.headers.add("X-Request-ID", g.get("request_id", ""))  # set only here
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    fields = {
-        "request_id": g.get("request_id"),
-        "method": request.method,
-        "path": request.path,
-        "status": response.status_code,
-        "duration_ms": round(elapsed_ms, 2),
-        "remote_addr": request.remote_addr,
-    }
-    log.info("request", extra={"fields": fields})
+    started = g.get("started") or time.perf_counter()
+    request_id, status = g.get("request_id"), response.status_code
+    log_request(request_id, request.method, request.path, status, started, request.remote_addr)
     return response
 
 

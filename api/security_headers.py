@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+EXTENSION_KEY = "shelf.security_headers"
 DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
@@ -60,6 +61,7 @@ def init_app(app: Flask, hsts_seconds: int) -> None:
         headers["Strict-Transport-Security"] = f"max-age={hsts_seconds}"
 
     json_headers = [*headers.items(), ("Content-Security-Policy", JSON_CSP)]
+    app.extensions[EXTENSION_KEY] = json_headers  # for api.fast_path, which answers without Flask
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
