@@ -9,7 +9,18 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from . import background, caching, cli, db, errors, guard_rails, metrics, request_guards, request_log
+from . import (
+    background,
+    caching,
+    cli,
+    db,
+    errors,
+    fast_path,
+    guard_rails,
+    metrics,
+    request_guards,
+    request_log,
+)
 from .application import Shelf
 from .config import Settings
 from .invalidation import Outbox
@@ -28,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
+    fast_path.init_app(app, settings)  # before the guard rails: it must sit inside their ProxyFix
     guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
     effects: list = [background.init_app(app, settings)]
     db.init_app(app, settings, effects, registry)

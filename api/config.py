@@ -116,6 +116,7 @@ class Settings:
     cache_wait_ms: int = 250
     cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
     cache_local_max_age: int = 300  # the product entry's soft TTL
+    fast_path: bool = True  # answer near-cache hits of GET /v1/products/<id> before Flask (api.fast_path)
     http_max_age: int = 5
     http_stale_while_revalidate: int = 30
     queue_redis_url: str = ""  # empty: the redis_url server (rq cannot run on Redis Cluster; the cache can)
@@ -164,6 +165,7 @@ class Settings:
             cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
             cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
             cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
+            fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),
             http_max_age=_int(env, "SHELF_HTTP_MAX_AGE", cls.http_max_age),
             http_stale_while_revalidate=_int(
                 env, "SHELF_HTTP_STALE_WHILE_REVALIDATE", cls.http_stale_while_revalidate
