@@ -73,6 +73,16 @@ ARMS = {
         (("SHELF_RATE_LIMITS_ENABLED", "false"),),
         diagnostic=True,
     ),
+    "detail-flask": Arm(
+        "detail-flask",
+        "as detail, with the fast path off (SHELF_FAST_PATH=false): every hit through Flask",
+        True,
+        True,
+        ("ShopperUser",),
+        ("--revalidate-share", "0"),
+        (("SHELF_FAST_PATH", "false"),),
+        diagnostic=True,
+    ),
     "floor": Arm("floor", "/healthz only (the framework's floor)", True, False, FLOOR),
 }
 """Every arm the runner knows: three mixed-workload arms, then product detail alone (cached, uncached,

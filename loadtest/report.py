@@ -223,9 +223,7 @@ def cpu_ms_per_request(arm: dict | None) -> float | None:
 
 
 def cost_line(arms: dict) -> list[str]:
-    names = [
-        name for name in ("warm", "off", "detail", "detail-off", "detail-nolimit", "floor") if name in arms
-    ]
+    names = [name for name in ("warm", "off", "detail", "detail-off", *DIAGNOSTICS, "floor") if name in arms]
     costs = [
         f"{name} {cpu_ms_per_request(arms[name]):.2f}" for name in names if cpu_ms_per_request(arms[name])
     ]
@@ -240,7 +238,7 @@ def cost_line(arms: dict) -> list[str]:
 def tldr(results: dict) -> str:
     arms = results["arms"]
     lines = [target.line() for target in targets(results)]
-    lines += limiter_line(arms) + cost_line(arms)
+    lines += diagnostic_lines(arms) + cost_line(arms)
     shares = [load_share(arm) for arm in arms.values() if load_share(arm) is not None]
     if shares:
         lines.append(
@@ -253,24 +251,31 @@ def tldr(results: dict) -> str:
     return "\n".join(lines)
 
 
-def limiter_line(arms: dict) -> list[str]:
-    """What the diagnostic arm says about the rate limiter's cost on the hit path (not a target)."""
-    limited, unlimited = endpoint(arms.get("detail"), DETAIL), endpoint(arms.get("detail-nolimit"), DETAIL)
-    floor = endpoint(arms.get("floor"), HEALTHZ)
-    if not limited or not unlimited:
-        return []
-    gain, of_floor = ratio(unlimited["rps"], limited["rps"]), ratio(unlimited["rps"], floor.get("rps"))
-    with_limiter, without = cpu_ms_per_request(arms["detail"]), cpu_ms_per_request(arms["detail-nolimit"])
-    cost = (
-        f"; gunicorn CPU per request {ms(with_limiter)} ms with it, {ms(without)} ms without"
-        if without
-        else ""
-    )
-    return [
-        f"- Diagnostic, not a target: with the rate limiter off, cached product detail served "
-        f"{rate(unlimited['rps'])} req/s against {rate(limited['rps'])} with it ({times(gain)}), "
-        f"{pct(of_floor)} of the floor{cost}."
-    ]
+DIAGNOSTICS = {"detail-nolimit": "the rate limiter", "detail-flask": "the fast path"}
+"""Diagnostic arms: the detail arm with one part switched off."""
+
+
+def diagnostic_lines(arms: dict) -> list[str]:
+    """What each diagnostic arm says about its part's effect on the hit path (not a target)."""
+    lines = []
+    for name, part in DIAGNOSTICS.items():
+        with_it, without = endpoint(arms.get("detail"), DETAIL), endpoint(arms.get(name), DETAIL)
+        if not with_it or not without:
+            continue
+        floor = endpoint(arms.get("floor"), HEALTHZ)
+        gain, of_floor = ratio(without["rps"], with_it["rps"]), ratio(without["rps"], floor.get("rps"))
+        cpu_with, cpu_without = cpu_ms_per_request(arms["detail"]), cpu_ms_per_request(arms[name])
+        cost = (
+            f"; gunicorn CPU per request {ms(cpu_with)} ms with it, {ms(cpu_without)} ms without"
+            if cpu_without
+            else ""
+        )
+        lines.append(
+            f"- Diagnostic, not a target: with {part} off, cached product detail served "
+            f"{rate(without['rps'])} req/s against {rate(with_it['rps'])} with it ({times(gain)}), "
+            f"{pct(of_floor)} of the floor{cost}."
+        )
+    return lines
 
 
 # --- sections -------------------------------------------------------------------------------------
