@@ -116,7 +116,7 @@ class Settings:
     cache_wait_ms: int = 250
     cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
     cache_local_max_age: int = 300  # the product entry's soft TTL
-    fast_path: bool = True  # answer near-cache hits of GET /v1/products/<id> before Flask (api.fast_path)
+    fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
     http_max_age: int = 5
     http_stale_while_revalidate: int = 30
     queue_redis_url: str = ""  # empty: the redis_url server (rq cannot run on Redis Cluster; the cache can)

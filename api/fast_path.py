@@ -1,14 +1,15 @@
-"""A cached product read without the framework: a fresh near-cache hit answered before Flask.
+"""A cached product read without the framework: a fresh cache hit answered before Flask.
 
-``GET /v1/products/<id>`` is the hottest read, and once the process's near cache holds the
-entry, nearly all it costs is framework: a request context, URL routing, flask-smorest's
-wrappers, a Response object and its header handling. This WSGI middleware answers that one
-case itself and hands everything else, and every case it is not sure of, to Flask untouched:
+``GET /v1/products/<id>`` is the hottest read, and once its entry is cached (in the process's
+near cache, or in Redis), nearly all it costs is framework: a request context, URL routing,
+flask-smorest's wrappers, a Response object and its header handling. This WSGI middleware
+answers that one case itself and hands everything else, and every case it is not sure of, to
+Flask untouched:
 
 * only ``GET``, exactly ``/v1/products/<id>``, no query string, no body, no ``Origin`` (CORS is
-  flask-cors's business), and only a fresh hit held in the process (``Region.get_local``, no
-  I/O). A near-cache miss, a stale entry, one XFetch may refresh, a cached 404 or an open breaker
-  all go to Flask;
+  flask-cors's business), and only a fresh hit (``Region.get_fresh``: no I/O when the near cache
+  holds it, else one Redis read). A miss, a stale entry, one XFetch may refresh, a cached 404, a
+  Redis error or an open breaker all go to Flask, which reads the cache again and decides;
 * it does what Flask's hooks do for such a request, with their functions, so each rule has one
   definition: the request id and the log line (``request_log``), the read budget
   (``RateLimiter.spend``; a request over budget goes to Flask with its token already spent, and
@@ -79,7 +80,7 @@ class FastPath:
             environ[rate_limits.SPENT] = hits
             if hits is not None and any(hit.breached for hit in hits):
                 return self.wsgi_app(environ, start_response)
-        result = parts.region.get_local(parts.region.keys.product(product_id))
+        result = parts.region.get_fresh(parts.region.keys.product(product_id))
         if result is None or result.entry.status != 200:
             return self.wsgi_app(environ, start_response)
         parts.views.record(product_id)
@@ -137,6 +138,6 @@ def _client_has(environ: dict, etag: str) -> bool:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Install in front of Flask when there is a near cache to answer from."""
-    if settings.fast_path and settings.cache_enabled and settings.cache_local_entries > 0:
+    """Install in front of Flask when there is a cache to answer from."""
+    if settings.fast_path and settings.cache_enabled:
         app.wsgi_app = FastPath(app, app.wsgi_app)

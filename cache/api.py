@@ -66,9 +66,6 @@ class Backend(Protocol):
     def get(self, key: CacheKey) -> Lookup:
         """Read the entry and, for scoped keys, the generation, in ONE round trip."""
 
-    def get_local(self, key: CacheKey) -> Lookup | None:
-        """The key's lookup if this process holds it, decoded and current, without any I/O; else None."""
-
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         """Take the key's lease (set-if-absent with expiry). None if someone else holds it; else
         a fresh read of entry and generation, taken atomically with the lease, in one round trip."""

@@ -84,7 +84,7 @@ class Reservation:
 
 XFETCH_TAIL = 20.0
 """XFetch's head start is ``compute time * beta * Exp(1)``; it exceeds 20 times its mean with
-probability e**-20 (2e-9), so ``get_local`` declines entries that close to their soft expiry."""
+probability e**-20 (2e-9), so ``get_fresh`` declines entries that close to their soft expiry."""
 
 
 def unit_random() -> float:
@@ -126,16 +126,23 @@ class Region:
             return self._finish(key, entry, State.HIT, watch)
         return self._refresh(key, creator, entry, allow_stale_on_error, watch)
 
-    def get_local(self, key: CacheKey) -> Result | None:
-        """A fresh HIT that needs no I/O (the backend holds it in this process), counted as one; else
-        None, and the caller goes through ``get_or_create``. It never refreshes and never rolls
-        XFetch's dice: an entry close enough to its soft expiry that XFetch could refresh it is
-        declined (see ``XFETCH_TAIL``), so early refresh happens exactly as often as without it."""
+    def get_fresh(self, key: CacheKey) -> Result | None:
+        """A fresh HIT (one backend read, none when a near cache holds it), counted as one; else None,
+        and the caller goes through ``get_or_create``, which reads again and decides: a miss, a stale
+        or corrupt entry, a store error (counted there, once) or an open breaker. A cached 404 is a
+        HIT like any other entry.
+
+        It never computes, refreshes or rolls XFetch's dice: an entry close enough to its soft
+        expiry that XFetch could refresh it is declined (see ``XFETCH_TAIL``), so early refresh
+        happens exactly as often as without it."""
         watch = _Stopwatch()
         if self.breaker.state is not BreakerState.CLOSED:
             return None
-        lookup = self.backend.get_local(key)
-        entry = None if lookup is None else self._usable(key, lookup)
+        try:
+            lookup = self.backend.get(key)
+        except CacheUnavailable:
+            return None
+        entry = self._usable(key, lookup, count_corrupt=False)
         if entry is None or not self._clearly_fresh(entry):
             return None
         return self._finish(key, entry, State.HIT, watch)

@@ -12,12 +12,13 @@ scope's generation too, so a generation bump drops every list page kept under it
 
 The rules that keep the README's guarantee (a read after a 2xx write sees the write):
 
-* Every lookup first drains the listener without blocking (one ``poll``, about 2 us),
-  under the same lock as the lookup. Redis queues the pushes while executing the write,
-  before the writer's reply, and the writer makes one more round trip after it
-  (``RedisBackend.invalidate``), which Redis reads only after it has written out
-  every reply and push of the previous loop. So when the writer answers 2xx, the push
-  is already in every listener's socket, and the next lookup anywhere applies it.
+* Every lookup first checks the listener's socket (one ``poll``, under a microsecond) and,
+  when anything arrived, drains it under the same lock as the lookup. Redis queues the
+  pushes while executing the write, before the writer's reply, and the writer makes one
+  more round trip after it (``RedisBackend.invalidate``), which Redis reads only after it
+  has written out every reply and push of the previous loop. So when the writer answers
+  2xx, the push is already in every listener's socket, and the next lookup anywhere
+  applies it.
 * A read in flight is a placeholder slot; the value is kept only if no invalidation (or
   flush) removed that placeholder meanwhile: the memcache paper's lease, in-process.
 * Listener trouble (Redis restarted, connection killed, a protocol error) empties the
@@ -98,7 +99,7 @@ class NearCache:
         self._dependents: dict[str, set[str]] = {}
         self._listener: redis.connection.AbstractConnection | None = None
         self._listener_id: int | None = None
-        self._poller: select.poll | None = None  # watches the listener's socket
+        self._listener_fd: int | None = None
         self._next_attempt = 0.0
         self._ping_sent_at: float | None = None
         self._next_ping = 0.0
@@ -107,7 +108,10 @@ class NearCache:
     # --- reads ------------------------------------------------------------------------------
 
     def get(self, key: CacheKey) -> Lookup:
+        behind = self._behind()
         with self._lock:
+            if behind:
+                self._sync()
             kept = self._kept(key)
             if kept is not None:
                 return kept
@@ -132,10 +136,6 @@ class NearCache:
             if self._slots.get(key.entry) is placeholder:
                 placeholder.lookup = lookup
         return lookup
-
-    def get_local(self, key: CacheKey) -> Lookup | None:
-        with self._lock:
-            return self._kept(key)
 
     def size(self) -> int:
         """Entries held (reads in flight not counted)."""
@@ -173,9 +173,20 @@ class NearCache:
 
     # --- the table --------------------------------------------------------------------------
 
+    def _behind(self) -> bool:
+        """Whether the listener has something to apply, or a ping or reconnect is due: then the lookup
+        calls ``_sync`` under the lock. The poll runs outside the lock because it releases the GIL,
+        and a thread that does so while holding the lock makes every other reader queue behind it.
+        Nothing is lost by that: the socket is only read under the lock, and applied before the lock
+        is released, so a push that was already read by another thread is applied by the time this
+        thread holds the lock."""
+        fd = self._listener_fd
+        if fd is None:
+            return True
+        return _readable(fd) or self._ping_sent_at is not None or self._clock() >= self._next_ping
+
     def _kept(self, key: CacheKey) -> Lookup | None:
-        """The slot's lookup, after applying every invalidation already received (call under the lock)."""
-        self._sync()
+        """The slot's lookup if it is held and young enough (call under the lock, after ``_sync``)."""
         slot = self._slots.get(key.entry)
         if slot is None or slot.lookup is None or slot.expires_at <= self._clock():
             return None
@@ -232,7 +243,7 @@ class NearCache:
             # One poll() of the socket tells whether anything arrived: the loop reads until the parser
             # holds nothing complete, and a partial reply's rest arrives on the socket too. can_read(0)
             # alone costs four times as much per call (timeouts set and reset, an exception when empty).
-            if self._poller.poll(0):
+            if _readable(self._listener_fd):
                 while self._listener.can_read(timeout=0):
                     self._received(self._listener.read_response())
             self._keep_alive()
@@ -273,22 +284,21 @@ class NearCache:
             return
         self._clear()
         self._listener, self._listener_id = listener, listener_id
-        self._poller = select.poll()
-        self._poller.register(listener._sock, select.POLLIN)
+        self._listener_fd = listener._sock.fileno()
         self._ping_sent_at, self._next_ping = None, self._clock() + PING_SECONDS
 
     def _stop_listening(self) -> None:
         self._clear()
         if self._listener is not None:
             self._listener.disconnect()
-        self._listener = self._listener_id = self._poller = None
+        self._listener = self._listener_id = self._listener_fd = None
         self._next_attempt = self._clock() + RECONNECT_SECONDS
 
     def _after_fork(self) -> None:
         # The parent's listener socket is not ours: drop it without closing it, and the table.
         self._lock = threading.Lock()
         self._clear()
-        self._listener = self._listener_id = self._poller = None
+        self._listener = self._listener_id = self._listener_fd = None
         self._next_attempt = 0.0
 
     def _read_tracked(self, key: CacheKey, listener_id: int) -> Lookup:
@@ -308,6 +318,20 @@ class NearCache:
             raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
             pool.release(connection)
+
+
+_pollers = threading.local()
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read, without blocking: one ``poll`` call. A poll object must
+    not be used by two threads at once, so each thread keeps its own, registered on the last fd."""
+    registered = getattr(_pollers, "registered", None)
+    if registered is None or registered[0] != fd:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        registered = _pollers.registered = (fd, poller)
+    return bool(registered[1].poll(0))
 
 
 def _track(connection: redis.connection.AbstractConnection, listener_id: int) -> None:

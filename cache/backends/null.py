@@ -17,9 +17,6 @@ class NullBackend:
     def get(self, key: CacheKey) -> Lookup:
         return Lookup(NO_VALUE)
 
-    def get_local(self, key: CacheKey) -> Lookup | None:
-        return None
-
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         return Lookup(NO_VALUE)
 

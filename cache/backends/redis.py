@@ -71,9 +71,6 @@ class RedisBackend:
                 return lookup_from(key, self.client.get(key.entry))
             return lookup_from(key, self.client.mget(key.entry, key.generation))
 
-    def get_local(self, key: CacheKey) -> Lookup | None:
-        return None  # every read is a round trip
-
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         with _unavailable():
             reply = self._acquire(keys=_keys(key), args=[token, ttl_ms])
