@@ -7,6 +7,7 @@ can hold a database connection.
 
 import os
 import shutil
+import socket
 import tempfile
 
 
@@ -28,6 +29,12 @@ graceful_timeout = _int("SHELF_WEB_GRACEFUL_TIMEOUT", 20)
 max_requests = _int("SHELF_WEB_MAX_REQUESTS", 0)  # recycle workers after N requests; 0 = never
 max_requests_jitter = max_requests // 10
 
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
+# them. With one shared socket, whichever worker wakes first accepts, and long-lived keep-alive
+# connections (a load balancer's pool, a load generator's users) stay where they landed: we measured
+# 31 of 32 on one worker, whose single core (the GIL) then served them all while the other idled.
+reuse_port = hasattr(socket, "SO_REUSEPORT")
+
 loglevel = (os.environ.get("SHELF_LOG_LEVEL") or "info").lower()
 # The app writes one JSON line per request itself; gunicorn's access log would say it twice.
 accesslog = os.environ.get("SHELF_WEB_ACCESS_LOG") or None
@@ -46,6 +53,21 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's own advice for containe
 _metrics_dir_owned = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _metrics_dir_owned:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelf-metrics-")
+
+
+def on_starting(server):
+    """Refuse a port that is taken, as a plain bind would: with ``reuse_port`` a second server started
+    on the same port by the same user would otherwise share it silently."""
+    if not server.cfg.reuse_port or not isinstance(server.cfg.address[0], tuple):
+        return  # a unix socket path is refused by bind as it is
+    host, port = server.cfg.address[0]
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own sockets
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def child_exit(server, worker):

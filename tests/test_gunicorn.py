@@ -1,4 +1,5 @@
-"""/metrics under gunicorn adds up every worker process, not just the one that answers."""
+"""Shelf under gunicorn as the run command starts it: /metrics adds up every worker process, each
+worker listens on its own socket, and a port already taken is refused."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.factories import make_category, make_product
@@ -24,9 +26,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(settings, redis_client):
-    port = free_port()
+def start(settings, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -39,9 +39,19 @@ def server(settings, redis_client):
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    process = subprocess.Popen(  # noqa: S603 - our own server, fixed arguments
-        [str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"], cwd=ROOT, env=env
+    return subprocess.Popen(  # noqa: S603 - our own server, fixed arguments
+        [str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+@pytest.fixture
+def server(settings, redis_client):
+    port = free_port()
+    process = start(settings, port)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -50,12 +60,13 @@ def server(settings, redis_client):
             break
         except OSError:
             time.sleep(0.2)
-    yield base
+    yield base, process
     process.terminate()
-    process.wait(15)
+    process.communicate(timeout=15)
 
 
 def test_metrics_add_up_all_workers(server, engine):
+    server, _ = server
     product = make_product(engine, make_category(engine))
     requests = 40
     for _ in range(requests):  # new connections each time: both workers answer some
@@ -66,3 +77,29 @@ def test_metrics_add_up_all_workers(server, engine):
         match = re.search(rf'shelf_cache_{event}_total\{{resource="product"\}} ([0-9.e+]+)', text)
         served += float(match.group(1)) if match else 0.0
     assert served == requests
+
+
+def listening_on(process: psutil.Process, port: int) -> bool:
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections())
+
+
+def test_each_worker_listens_on_its_own_socket(server):
+    base, process = server
+    port = int(base.rsplit(":", 1)[1])
+    master = psutil.Process(process.pid)
+    workers = master.children()
+    assert len(workers) == 2
+    # The kernel spreads connections over the workers' sockets (SO_REUSEPORT); a socket shared by
+    # all, the master's, would leave it to whichever worker accepts first.
+    assert not listening_on(master, port)
+    assert all(listening_on(worker, port) for worker in workers)
+
+
+def test_a_second_server_on_a_taken_port_exits_instead_of_sharing_it(server, settings):
+    base, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    second = start(settings, port)
+    _, stderr = second.communicate(timeout=30)
+    assert second.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200  # noqa: S310
