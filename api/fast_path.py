@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from flask import Flask
 from werkzeug.http import parse_etags, unquote_etag
 
-from cache.region import Region
+from cache.region import Region, Result
 
 from . import rate_limits, request_log, security_headers
 from .caching import HeaderPolicy, cache_headers
@@ -84,13 +84,7 @@ class FastPath:
         if result is None or result.entry.status != 200:
             return self.wsgi_app(environ, start_response)
         parts.views.record(product_id)
-        entry = result.entry
-        headers = [("ETag", entry.etag), *cache_headers(result, parts.header_policy).items()]
-        if _client_has(environ, entry.etag):
-            status, body = NOT_MODIFIED, b""
-        else:
-            status, body = OK, entry.body
-            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        status, headers, body = _response(environ, result, parts.header_policy)
         if hits:
             headers.extend(rate_limits.rate_limit_headers(hits).items())
         headers.extend(parts.security_headers)
@@ -128,6 +122,19 @@ def _product_read(environ: dict) -> int | None:
         return None
     product_id = int(match[1])
     return product_id if product_id <= MAX_ID else None
+
+
+Headers = list[tuple[str, str]]
+
+
+def _response(environ: dict, result: Result, policy: HeaderPolicy) -> tuple[str, Headers, bytes]:
+    """Status, headers and body of a hit, as ``caching.serve`` and ``http.send`` make them."""
+    entry = result.entry
+    headers = [("ETag", entry.etag), *cache_headers(result, policy).items()]
+    if _client_has(environ, entry.etag):
+        return NOT_MODIFIED, headers, b""
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(entry.body)))]
+    return OK, headers, entry.body
 
 
 def _client_has(environ: dict, etag: str) -> bool:
