@@ -35,13 +35,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flask import Flask
-from werkzeug.http import parse_etags, unquote_etag
 
 from cache.region import Region, Result
 
 from . import rate_limits, request_log, security_headers
 from .caching import HeaderPolicy, cache_headers
 from .config import Settings
+from .http import JSON, client_has
 from .popularity import ViewTracker
 from .services.products import MAX_ID
 
@@ -131,17 +131,10 @@ def _response(environ: dict, result: Result, policy: HeaderPolicy) -> tuple[str,
     """Status, headers and body of a hit, as ``caching.serve`` and ``http.send`` make them."""
     entry = result.entry
     headers = [("ETag", entry.etag), *cache_headers(result, policy).items()]
-    if _client_has(environ, entry.etag):
+    if client_has(environ, entry.etag):
         return NOT_MODIFIED, headers, b""
-    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(entry.body)))]
+    headers += [("Content-Type", JSON), ("Content-Length", str(len(entry.body)))]
     return OK, headers, entry.body
-
-
-def _client_has(environ: dict, etag: str) -> bool:
-    if "HTTP_IF_NONE_MATCH" not in environ:
-        return False
-    tag, _weak = unquote_etag(etag)
-    return parse_etags(environ["HTTP_IF_NONE_MATCH"]).contains_weak(tag)
 
 
 def init_app(app: Flask, settings: Settings) -> None:
