@@ -39,8 +39,17 @@ class Arm:
     users: tuple[str, ...]
     locust_args: tuple[str, ...] = ()
     app_env: tuple[tuple[str, str], ...] = ()
-    diagnostic: bool = False
-    """Not part of the comparison the targets judge: it explains where the time goes."""
+    switched_off: str = ""
+    """For a diagnostic arm (detail with one part of the app off, not judged by any target): that part."""
+
+
+DETAIL_ONLY = (("ShopperUser",), ("--revalidate-share", "0"))
+
+
+def detail_without(name: str, part: str, setting: str, what_it_shows: str) -> Arm:
+    """The detail arm with ``part`` switched off by ``setting=false``."""
+    title = f"as detail, with {part} off ({setting}=false): {what_it_shows}"
+    return Arm(name, title, True, True, *DETAIL_ONLY, ((setting, "false"),), switched_off=part)
 
 
 ARMS = {
@@ -48,45 +57,25 @@ ARMS = {
     "cold": Arm("cold", "mixed workload, cache on, purged before the load", True, False, MIXED),
     "off": Arm("off", "mixed workload, cache off (SHELF_CACHE_ENABLED=false)", False, False, MIXED),
     "detail": Arm(
-        "detail",
-        "product detail only (no revalidation), cache on, pre-warmed",
-        True,
-        True,
-        ("ShopperUser",),
-        ("--revalidate-share", "0"),
+        "detail", "product detail only (no revalidation), cache on, pre-warmed", True, True, *DETAIL_ONLY
     ),
     "detail-off": Arm(
         "detail-off",
         "product detail only (no revalidation), cache off (SHELF_CACHE_ENABLED=false)",
         False,
         False,
-        ("ShopperUser",),
-        ("--revalidate-share", "0"),
+        *DETAIL_ONLY,
     ),
-    "detail-nolimit": Arm(
-        "detail-nolimit",
-        "as detail, with the rate limiter off (SHELF_RATE_LIMITS_ENABLED=false): what the limiter costs",
-        True,
-        True,
-        ("ShopperUser",),
-        ("--revalidate-share", "0"),
-        (("SHELF_RATE_LIMITS_ENABLED", "false"),),
-        diagnostic=True,
+    "detail-nolimit": detail_without(
+        "detail-nolimit", "the rate limiter", "SHELF_RATE_LIMITS_ENABLED", "what the limiter costs"
     ),
-    "detail-flask": Arm(
-        "detail-flask",
-        "as detail, with the fast path off (SHELF_FAST_PATH=false): every hit through Flask",
-        True,
-        True,
-        ("ShopperUser",),
-        ("--revalidate-share", "0"),
-        (("SHELF_FAST_PATH", "false"),),
-        diagnostic=True,
+    "detail-flask": detail_without(
+        "detail-flask", "the fast path", "SHELF_FAST_PATH", "every hit through Flask"
     ),
     "floor": Arm("floor", "/healthz only (the framework's floor)", True, False, FLOOR),
 }
 """Every arm the runner knows: three mixed-workload arms, then product detail alone (cached, uncached,
-cached without the rate limiter) and /healthz alone."""
+cached without the rate limiter, cached without the fast path) and /healthz alone."""
 
 
 def app_env(base: dict[str, str], opts: argparse.Namespace, arm: Arm) -> dict[str, str]:

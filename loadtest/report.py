@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arms import ARMS
 from .endpoints import CHECK_EVERY, DETAIL, HEALTHZ, MAX_PAGES, PERSONA_ENDPOINTS
 from .probes import all_resources, hit_ratio
 from .server import ROOT
@@ -251,18 +252,18 @@ def tldr(results: dict) -> str:
     return "\n".join(lines)
 
 
-DIAGNOSTICS = {"detail-nolimit": "the rate limiter", "detail-flask": "the fast path"}
-"""Diagnostic arms: the detail arm with one part switched off."""
+DIAGNOSTICS = {name: arm.switched_off for name, arm in ARMS.items() if arm.switched_off}
+"""Diagnostic arms, and the part of the app each switches off."""
 
 
 def diagnostic_lines(arms: dict) -> list[str]:
     """What each diagnostic arm says about its part's effect on the hit path (not a target)."""
     lines = []
+    with_it, floor = endpoint(arms.get("detail"), DETAIL), endpoint(arms.get("floor"), HEALTHZ)
     for name, part in DIAGNOSTICS.items():
-        with_it, without = endpoint(arms.get("detail"), DETAIL), endpoint(arms.get(name), DETAIL)
+        without = endpoint(arms.get(name), DETAIL)
         if not with_it or not without:
             continue
-        floor = endpoint(arms.get("floor"), HEALTHZ)
         gain, of_floor = ratio(without["rps"], with_it["rps"]), ratio(without["rps"], floor.get("rps"))
         cpu_with, cpu_without = cpu_ms_per_request(arms["detail"]), cpu_ms_per_request(arms[name])
         cost = (
