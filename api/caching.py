@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_caching import Cache
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -68,6 +68,10 @@ def product_list_key(keys: KeyBuilder, query: dict) -> CacheKey:
     return keys.product_list(params, query["category"] or ALL_PRODUCTS)
 
 
+LOOKUP = "shelf.cache_lookup"
+"""WSGI environ key: ``(key, lookup)``, the cache read ``api.fast_path`` made before handing the
+request to Flask (lookup None when it could not read), so ``serve`` does not read it again."""
+
 BULK_TIMEOUT_MS = 2000
 """Redis timeout of bulk work (warming): a pipeline of hundreds of fills may take longer than a read
 may wait, and a slow one must not open the request path's circuit breaker."""
@@ -91,7 +95,11 @@ def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
             return NOT_FOUND
 
     extension = current_app.extensions
-    result = extension["shelf.region"].get_or_create(key, creator, allow_stale_on_error=DATABASE_DOWN)
+    handed = request.environ.get(LOOKUP)
+    lookup = handed[1] if handed is not None and handed[0] == key else None
+    result = extension["shelf.region"].get_or_create(
+        key, creator, allow_stale_on_error=DATABASE_DOWN, lookup=lookup
+    )
     headers = cache_headers(result, extension["shelf.cache_headers"])
     entry = result.entry
     if entry.status == 404:

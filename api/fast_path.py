@@ -7,9 +7,9 @@ answers that one case itself and hands everything else, and every case it is not
 Flask untouched:
 
 * only ``GET``, exactly ``/v1/products/<id>``, no query string, no body, no ``Origin`` (CORS is
-  flask-cors's business), and only a fresh hit (``Region.get_fresh``: no I/O when the near cache
+  flask-cors's business), and only a fresh hit (``Region.peek``: no I/O when the near cache
   holds it, else one Redis read). A miss, a stale entry, one XFetch may refresh, a cached 404, a
-  Redis error or an open breaker all go to Flask, which reads the cache again and decides;
+  Redis error or an open breaker all go to Flask, with the read already made, and Flask decides;
 * it does what Flask's hooks do for such a request, with their functions, so each rule has one
   definition: the request id and the log line (``request_log``), the read budget
   (``RateLimiter.spend``; a request over budget goes to Flask with its token already spent, and
@@ -38,7 +38,7 @@ from flask import Flask
 
 from cache.region import Region, Result
 
-from . import rate_limits, request_log, security_headers
+from . import caching, rate_limits, request_log, security_headers
 from .caching import HeaderPolicy, cache_headers
 from .config import Settings
 from .http import JSON, client_has
@@ -80,8 +80,10 @@ class FastPath:
             environ[rate_limits.SPENT] = hits
             if hits is not None and any(hit.breached for hit in hits):
                 return self.wsgi_app(environ, start_response)
-        result = parts.region.get_fresh(parts.region.keys.product(product_id))
+        key = parts.region.keys.product(product_id)
+        result, lookup = parts.region.peek(key)
         if result is None or result.entry.status != 200:
+            environ[caching.LOOKUP] = (key, lookup)  # so Flask does not read the cache again
             return self.wsgi_app(environ, start_response)
         parts.views.record(product_id)
         status, headers, body = _response(environ, result, parts.header_policy)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from .api import NO_VALUE, Backend, CacheUnavailable, CircuitOpen, Fill, Lookup
 from .breaker import Breaker, BreakerState
@@ -70,6 +71,14 @@ class Result:
     stale_if_error: bool = False
 
 
+class Peek(NamedTuple):
+    """What ``Region.peek`` found: a fresh HIT to serve, and the backend read it made (None when none
+    was made: an open breaker or a store error), for ``get_or_create`` to go on from."""
+
+    hit: Result | None
+    lookup: Lookup | None
+
+
 @dataclass(frozen=True)
 class Reservation:
     """Leases taken by ``Region.reserve`` for warming: the keys won, with the generation read."""
@@ -84,7 +93,7 @@ class Reservation:
 
 XFETCH_TAIL = 20.0
 """XFetch's head start is ``compute time * beta * Exp(1)``; it exceeds 20 times its mean with
-probability e**-20 (2e-9), so ``get_fresh`` declines entries that close to their soft expiry."""
+probability e**-20 (2e-9), so ``peek`` declines entries that close to their soft expiry."""
 
 
 def unit_random() -> float:
@@ -111,12 +120,19 @@ class Region:
         self.breaker = Breaker(config.breaker_threshold, config.breaker_cooldown, clock, self._changed)
 
     def get_or_create(
-        self, key: CacheKey, creator: Creator, *, allow_stale_on_error: tuple[type[Exception], ...] = ()
+        self,
+        key: CacheKey,
+        creator: Creator,
+        *,
+        allow_stale_on_error: tuple[type[Exception], ...] = (),
+        lookup: Lookup | None = None,
     ) -> Result:
-        """The entry for ``key``, computing it with ``creator`` on a miss (see the module docstring)."""
+        """The entry for ``key``, computing it with ``creator`` on a miss (see the module docstring).
+        ``lookup`` is the key's backend read when ``peek`` made it already: it is not read again."""
         watch = _Stopwatch()
         try:
-            lookup = self._call(key.resource, self.backend.get, key)
+            if lookup is None:
+                lookup = self._call(key.resource, self.backend.get, key)
         except CacheUnavailable:
             return self._uncached(key, creator, State.BYPASS, watch)
         entry = self._usable(key, lookup)
@@ -126,26 +142,26 @@ class Region:
             return self._finish(key, entry, State.HIT, watch)
         return self._refresh(key, creator, entry, allow_stale_on_error, watch)
 
-    def get_fresh(self, key: CacheKey) -> Result | None:
-        """A fresh HIT (one backend read, none when a near cache holds it), counted as one; else None,
-        and the caller goes through ``get_or_create``, which reads again and decides: a miss, a stale
-        or corrupt entry, a store error (counted there, once) or an open breaker. A cached 404 is a
-        HIT like any other entry.
+    def peek(self, key: CacheKey) -> Peek:
+        """A fresh HIT (one backend read, none when a near cache holds it), counted as one. Otherwise
+        no hit, and the caller hands the read to ``get_or_create``, which decides: a miss, a stale or
+        corrupt entry; or, with no read made, a store error (counted there, once) or an open breaker.
+        A cached 404 is a HIT like any other entry.
 
         It never computes, refreshes or rolls XFetch's dice: an entry close enough to its soft
         expiry that XFetch could refresh it is declined (see ``XFETCH_TAIL``), so early refresh
         happens exactly as often as without it."""
         watch = _Stopwatch()
         if self.breaker.state is not BreakerState.CLOSED:
-            return None
+            return Peek(None, None)
         try:
             lookup = self.backend.get(key)
         except CacheUnavailable:
-            return None
+            return Peek(None, None)
         entry = self._usable(key, lookup, count_corrupt=False)
         if entry is None or not self._clearly_fresh(entry):
-            return None
-        return self._finish(key, entry, State.HIT, watch)
+            return Peek(None, lookup)
+        return Peek(self._finish(key, entry, State.HIT, watch), lookup)
 
     def invalidate(self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = ()) -> None:
         """Delete entries (negative ones too) and void in-flight fills, and make every entry of the

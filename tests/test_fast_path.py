@@ -213,3 +213,17 @@ def test_without_a_near_cache_it_answers_hits_read_from_redis(make_app, product,
     sent = commands_sent(cache_client, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "HIT" and served.by_flask == 1
     assert sent == [f"GET {app.extensions['shelf.region'].keys.product(product.id).entry}"]
+
+
+@pytest.mark.parametrize("local_entries", [50_000, 0], ids=["near cache", "no near cache"])
+def test_a_miss_handed_to_flask_reads_the_cache_once(make_app, product, redis_url, local_entries):
+    app = make_app(cache_local_entries=local_entries)
+    client = app.test_client()
+    path = f"/v1/products/{product.id}"
+    entry_key = app.extensions["shelf.region"].keys.product(product.id).entry
+    responses = []
+    sent = commands_sent(
+        app.extensions["shelf.cache_client"], redis_url, lambda: responses.append(client.get(path))
+    )
+    assert responses[0].headers["X-Cache"] == "MISS"
+    assert sent.count(f"GET {entry_key}") == 1  # the fast path's read, handed on; then the lease and fill

@@ -261,33 +261,33 @@ def test_kept_entries_are_decoded_once_and_corrupt_ones_not_kept(near, keys, red
     assert near.local_hits == ["product"]
 
 
-def test_get_fresh_serves_fresh_hits_only_and_decides_nothing(make_region, backend, clock, cache_redis_url):
+def test_peek_serves_fresh_hits_only_and_decides_nothing(make_region, backend, clock, cache_redis_url):
     near = NearCache(backend, max_entries=100, max_age=10_000.0)
     region = make_region(region_backend=near, xfetch_beta=1.0)
     key = region.keys.product(16)
     creator = CountingCreator(b"body", delay=0.05)  # XFetch's head start scales with compute time
-    assert region.get_fresh(key) is None  # a miss: computing is get_or_create's job
+    assert region.peek(key).hit is None  # a miss: computing is get_or_create's job
     region.get_or_create(key, creator)
     backend.client.ping()
-    from_redis = region.get_fresh(key)
+    from_redis = region.peek(key).hit
     assert from_redis.state.value == "HIT" and creator.calls == 1
-    sent = commands_sent(backend.client, cache_redis_url, lambda: region.get_fresh(key))
+    sent = commands_sent(backend.client, cache_redis_url, lambda: region.peek(key))
     assert sent == []  # the near cache kept what it read
-    held = region.get_fresh(key).entry
+    held = region.peek(key).hit.entry
     assert held == from_redis.entry
 
     # 20x XFetch's mean head start before the soft expiry, it stands aside; get_or_create decides.
     margin = held.compute_ms / 1000 * 20
     clock.now = held.soft_expires_at - margin * 1.1
-    assert region.get_fresh(key) is not None
+    assert region.peek(key).hit is not None
     clock.now = held.soft_expires_at - margin * 0.9
-    assert region.get_fresh(key) is None
+    assert region.peek(key).hit is None
     assert region.get_or_create(key, creator).state.value == "HIT"  # random 1.0: no early refresh
     clock.now = held.soft_expires_at + 1
-    assert region.get_fresh(key) is None  # stale: refreshing is get_or_create's job
+    assert region.peek(key).hit is None  # stale: refreshing is get_or_create's job
     assert creator.calls == 1
 
     clock.now = held.created_at
     for _ in range(region.config.breaker_threshold):
         region.breaker.record_failure()
-    assert region.get_fresh(key) is None  # an open breaker: get_or_create bypasses the store
+    assert region.peek(key).hit is None  # an open breaker: get_or_create bypasses the store

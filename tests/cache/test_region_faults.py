@@ -141,9 +141,9 @@ def test_invalidate_while_the_breaker_is_open_fails_fast(make_region, flaky):
     assert flaky.calls == calls
 
 
-def test_get_fresh_leaves_store_errors_to_get_or_create(make_region, dead_backend, registry):
+def test_peek_leaves_store_errors_to_get_or_create(make_region, dead_backend, registry):
     region = make_region(region_backend=dead_backend)
     key = region.keys.product(17)
-    assert region.get_fresh(key) is None
+    assert region.peek(key).hit is None
     assert sample(registry, "redis_errors", "product") == 0  # counted once, by the read that degrades
     assert region.breaker.state.value == 0
