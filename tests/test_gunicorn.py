@@ -48,6 +48,18 @@ def start(settings, port: int) -> subprocess.Popen:
     )
 
 
+def listening_on(process: psutil.Process, port: int) -> bool:
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections())
+
+
+def all_workers_listen(process: subprocess.Popen, port: int, workers: int = 2) -> bool:
+    try:
+        children = psutil.Process(process.pid).children()
+        return len(children) == workers and all(listening_on(child, port) for child in children)
+    except psutil.NoSuchProcess:  # a worker exiting or the master gone: not ready
+        return False
+
+
 @pytest.fixture
 def server(settings, redis_client):
     port = free_port()
@@ -60,6 +72,9 @@ def server(settings, redis_client):
             break
         except OSError:
             time.sleep(0.2)
+    # /healthz answers as soon as one worker is up; the other may still be booting on a busy machine.
+    while time.monotonic() < deadline and not all_workers_listen(process, port):
+        time.sleep(0.1)
     yield base, process
     process.terminate()
     process.communicate(timeout=15)
@@ -77,10 +92,6 @@ def test_metrics_add_up_all_workers(server, engine):
         match = re.search(rf'shelf_cache_{event}_total\{{resource="product"\}} ([0-9.e+]+)', text)
         served += float(match.group(1)) if match else 0.0
     assert served == requests
-
-
-def listening_on(process: psutil.Process, port: int) -> bool:
-    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections())
 
 
 def test_each_worker_listens_on_its_own_socket(server):
