@@ -2,7 +2,8 @@
 # Runs Shelf locally (what `make run` does inside scripts/dev_services.py): creates the database if
 # missing, migrates and seeds it, then serves the API with gunicorn (gunicorn.conf.py) next to an rq
 # worker until Ctrl-C / SIGTERM, which stops both. Uses DATABASE_URL, REDIS_URL, SHELF_QUEUE_REDIS_URL,
-# SHELF_HOST, SHELF_PORT and SHELF_API_TOKENS from the environment; flask, gunicorn and rq come from PATH.
+# SHELF_HOST, SHELF_PORT, SHELF_API_TOKENS and SHELF_STOP_TIMEOUT from the environment; flask, gunicorn
+# and rq come from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +12,43 @@ port="${SHELF_PORT:-8000}"
 url_host="$host"
 [[ "$url_host" == "0.0.0.0" ]] && url_host=127.0.0.1
 queue_url="${SHELF_QUEUE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
-pids=() # rq worker, gunicorn, periodic jobs (jobs/cron.py)
+# Seconds the processes get to stop after SIGTERM. gunicorn needs its graceful timeout (20 s); an rq
+# worker finishes the job it runs first, which may take that job's whole timeout (30 min for a warm).
+stop_timeout="${SHELF_STOP_TIMEOUT:-30}"
+[[ "$stop_timeout" =~ ^[0-9]+$ ]] || { echo "run.sh: SHELF_STOP_TIMEOUT must be whole seconds" >&2; exit 2; }
+pids=()  # rq worker, gunicorn, periodic jobs (jobs/cron.py)
+names=() # the same, as the log names them
 sleeper=""
+
+any_alive() {
+    local pid
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+    return 1
+}
+
+kill_tree() { # SIGKILL a process and its children (gunicorn's workers, rq's work horse and scheduler)
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill -KILL "$child" 2>/dev/null || true; done
+    kill -KILL "$1" 2>/dev/null || true
+}
 
 stop() {
     trap '' INT TERM HUP
     if [[ -n "$sleeper" ]]; then kill "$sleeper" 2>/dev/null || true; fi
-    if ((${#pids[@]})); then
-        kill -TERM "${pids[@]}" 2>/dev/null || true
-        wait "${pids[@]}" 2>/dev/null || true
-    fi
+    ((${#pids[@]})) || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    local ticks i # of 0.2 s: at least stop_timeout seconds in all
+    for ((ticks = 0; ticks < stop_timeout * 5; ticks++)); do
+        any_alive "${pids[@]}" || break
+        sleep 0.2
+    done
+    for i in "${!pids[@]}"; do
+        if kill -0 "${pids[$i]}" 2>/dev/null; then
+            echo "run.sh: ${names[$i]} (pid ${pids[$i]}) still running ${stop_timeout}s after SIGTERM; killing it" >&2
+            kill_tree "${pids[$i]}"
+        fi
+    done
+    wait "${pids[@]}" 2>/dev/null || true
 }
 
 banner() {
@@ -54,11 +82,11 @@ flask --app api seed --if-empty
 # modules once, before rq forks a process per job.
 rq worker --worker-class jobs.worker.Worker --with-scheduler --serializer json --path . \
     --url "$queue_url" high default low &
-pids+=($!)
+pids+=($!) names+=("rq worker")
 gunicorn -c gunicorn.conf.py 'api:create_app()' &
-pids+=($!)
+pids+=($!) names+=(gunicorn)
 python -m jobs.cron &
-pids+=($!)
+pids+=($!) names+=("periodic jobs")
 
 # Wait until gunicorn accepts connections (bash's /dev/tcp: no curl needed), then say where it is.
 for _ in $(seq 1 100); do
@@ -79,10 +107,10 @@ while kill -0 "${pids[0]}" 2>/dev/null && kill -0 "${pids[1]}" 2>/dev/null && ki
     sleeper=$!
     wait "$sleeper" || true
 done
-for pid in "${pids[@]}"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-        wait "$pid" || status=$?
-        echo "run.sh: process $pid exited with status $status; stopping the rest" >&2
+for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+        wait "${pids[$i]}" || status=$?
+        echo "run.sh: ${names[$i]} (pid ${pids[$i]}) exited with status $status; stopping the rest" >&2
         break
     fi
 done

@@ -7,6 +7,7 @@ crashed run left behind are picked up and stopped, with no process left over.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -208,8 +209,9 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return found
 
 
-def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
-    """What `make run` runs (scripts/run.sh under dev_services): migrate, seed, gunicorn + rq worker."""
+def start_stack(data_dir: Path, **env_changes: str) -> tuple[subprocess.Popen, int, Path]:
+    """What `make run` runs (scripts/run.sh under dev_services), on a free port; returns the process,
+    the port and the log."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SHELF_API_TOKENS")}
     env.update(
@@ -219,7 +221,9 @@ def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
         SHELF_WEB_WORKERS="1",
         SHELF_ENV="development",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONFAULTHANDLER="1",  # a SIGABRT makes any of its Python processes print every thread's stack
     )
+    env.update(env_changes)
     log = data_dir / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(  # noqa: S603
@@ -230,32 +234,95 @@ def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session, to find every process it leaves
         )
+    return proc, port, log
+
+
+def wait_until_serving(proc: subprocess.Popen, port: int, log: Path) -> None:
+    """Until /healthz answers 200 and the banner and the rq worker's first line are in the log."""
+    deadline, status = time.monotonic() + 60, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                status = response.status
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert status == 200, log.read_text()
+    expected = [
+        f"http://127.0.0.1:{port}/docs",
+        "Write token   dev-token",
+        "Listening on high, default, low",
+    ]
+    deadline = time.monotonic() + 20  # the banner and the rq worker may come just after gunicorn
+    while not all(line in log.read_text() for line in expected) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = log.read_text()
+    assert all(line in text for line in expected), text
+
+
+def stop_stack(proc: subprocess.Popen, log: Path, timeout: float = 60) -> int:
+    """SIGTERM, as Ctrl-C or `docker stop` would; the exit code. A stack still running after
+    ``timeout`` fails the test with what was left and where each Python process was stuck."""
+    proc.send_signal(signal.SIGTERM)
     try:
-        deadline, status = time.monotonic() + 60, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    status = response.status
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert status == 200, log.read_text()
-        expected = [
-            f"http://127.0.0.1:{port}/docs",
-            "Write token   dev-token",
-            "Listening on high, default, low",
-        ]
-        deadline = time.monotonic() + 20  # the banner and the rq worker may come just after gunicorn
-        while not all(line in log.read_text() for line in expected) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        text = log.read_text()
-        assert all(line in text for line in expected), text
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    left = [(p.pid, " ".join(p.cmdline())) for p in session_processes(proc.pid)]
+    for p in session_processes(proc.pid):
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGABRT)
+    time.sleep(2)
+    for p in session_processes(proc.pid):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    proc.wait(timeout=10)
+    pytest.fail(f"still running {timeout:.0f}s after SIGTERM: {left}\n{log.read_text()}")
+
+
+def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
+    """What `make run` runs (scripts/run.sh under dev_services): migrate, seed, gunicorn + rq worker."""
+    proc, port, log = start_stack(data_dir)
+    try:
+        wait_until_serving(proc, port, log)
         names = {p.name() for p in session_processes(proc.pid)}
         assert {"bash"} <= names and len(session_processes(proc.pid)) >= 4  # dev_services, run.sh, web, rq
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
+        code = stop_stack(proc, log)
     assert code == 128 + signal.SIGTERM, log.read_text()
+    assert_all_stopped(proc, data_dir, port)
+
+
+def test_a_process_that_ignores_the_stop_is_killed_with_its_children(data_dir, tmp_path):
+    """An rq worker stuck in a job (here one that ignores SIGTERM, with a child) must not keep `make
+    run` from stopping: after SHELF_STOP_TIMEOUT it is killed, children first, and said so."""
+    stuck = tmp_path / "rq"
+    stuck.write_text(
+        textwrap.dedent("""\
+            #!/usr/bin/env bash
+            trap '' TERM
+            echo 'Listening on high, default, low'
+            sleep 600 &
+            wait
+        """)
+    )
+    stuck.chmod(0o755)
+    proc, port, log = start_stack(
+        data_dir,
+        SHELF_STOP_TIMEOUT="2",
+        PATH=f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    try:
+        wait_until_serving(proc, port, log)
+    finally:
+        code = stop_stack(proc, log, timeout=40)
+    text = log.read_text()
+    assert code == 128 + signal.SIGTERM, text
+    assert "run.sh: rq worker (pid " in text and "still running 2s after SIGTERM; killing it" in text, text
+    assert_all_stopped(proc, data_dir, port)
+
+
+def assert_all_stopped(proc: subprocess.Popen, data_dir: Path, port: int) -> None:
     deadline = time.monotonic() + 10
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
