@@ -68,9 +68,11 @@ print(next(iter(parse_tokens(os.environ["SHELF_API_TOKENS"]).values())))')"
 EOF
 }
 
-trap 'stop; exit 130' INT
-trap 'stop; exit 143' TERM
-trap 'stop; exit 129' HUP # terminal closed: stop, rather than let gunicorn take it as "reload"
+# Every way out stops what was started, an unexpected error (set -e) too; nothing is left running.
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP # terminal closed: stop, rather than let gunicorn take it as "reload"
 
 if [[ -n "${DATABASE_URL:-}" ]]; then
     python scripts/dev_services.py ensure-db
@@ -114,5 +116,4 @@ for i in "${!pids[@]}"; do
         break
     fi
 done
-stop
 exit "$status"

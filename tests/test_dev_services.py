@@ -322,10 +322,36 @@ def test_a_process_that_ignores_the_stop_is_killed_with_its_children(data_dir, t
     assert_all_stopped(proc, data_dir, port)
 
 
+def test_an_error_in_run_sh_stops_what_it_had_started(data_dir, tmp_path):
+    """run.sh exits on any failing command (set -e); gunicorn, the rq worker and the periodic jobs it
+    started by then must stop with it, not run on against servers that are gone. Here the command
+    that fails is the banner's `cat`, after everything has started."""
+    broken = tmp_path / "cat"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    proc, port, log = start_stack(
+        data_dir,
+        PATH=f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    try:
+        code = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            stop_stack(proc, log)
+    assert code == 3, log.read_text()
+    assert "Booting worker" in log.read_text()  # gunicorn had started
+    assert_all_stopped(proc, data_dir, port)
+
+
 def assert_all_stopped(proc: subprocess.Popen, data_dir: Path, port: int) -> None:
     deadline = time.monotonic() + 10
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert session_processes(proc.pid) == []
+    left = []
+    for leftover in session_processes(proc.pid):  # killed, so that a failure here leaves nothing running
+        with contextlib.suppress(psutil.Error):
+            left.append(" ".join(leftover.cmdline()))
+            leftover.kill()
+    assert left == []
     assert server_processes(data_dir) == []
     assert port_closed(port)
