@@ -10,6 +10,7 @@ Flask untouched:
   flask-cors's business), and only a fresh hit (``Region.peek``: no I/O when the near cache
   holds it, else one Redis read). A miss, a stale entry, one XFetch may refresh, a cached 404, a
   Redis error or an open breaker all go to Flask, with the read already made, and Flask decides;
+  so does any exception raised here (logged), before a byte of the response is sent;
 * it does what Flask's hooks do for such a request, with their functions, so each rule has one
   definition: the request id and the log line (``request_log``), the read budget
   (``RateLimiter.spend``; a request over budget goes to Flask with its token already spent, and
@@ -29,6 +30,7 @@ received before answering) and its rate limits, which no proxy or library knows 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +51,9 @@ PRODUCT = re.compile(r"/v1/products/([1-9][0-9]{0,9})\Z")
 OK, NOT_MODIFIED = "200 OK", "304 NOT MODIFIED"  # as werkzeug spells them
 
 Wsgi = Callable[[dict, Callable], Iterable[bytes]]
+Headers = list[tuple[str, str]]
+
+log = logging.getLogger("shelf.api")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,30 @@ class FastPath:
         if product_id is None:
             return self.wsgi_app(environ, start_response)
         started = time.perf_counter()
+        try:
+            answer = self._answer(environ, product_id)
+        except Exception:
+            # Flask answers instead: it has its own fallbacks (a failing cache is a bypass) and error
+            # handlers (problem+json), where an exception here would be gunicorn's bare 500.
+            log.exception("fast path failed; Flask answers %s", environ.get("PATH_INFO"))
+            answer = None
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        request_log.log_request(
+            environ[request_log.ENVIRON_KEY],
+            "GET",
+            environ["PATH_INFO"],
+            int(status[:3]),
+            started,
+            environ.get("REMOTE_ADDR"),
+        )
+        return [body]
+
+    def _answer(self, environ: dict, product_id: int) -> tuple[str, Headers, bytes] | None:
+        """Status, headers and body of a fresh hit; None hands the request to Flask, with what was
+        done so far left in ``environ`` (the request id, the budget spent, the cache read)."""
         parts = self._parts or self._bind()
         request_id = request_log.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         environ[request_log.ENVIRON_KEY] = request_id
@@ -79,23 +108,19 @@ class FastPath:
             hits = parts.limiter.spend(client, parts.limiter.reads, "reads", request_id)
             environ[rate_limits.SPENT] = hits
             if hits is not None and any(hit.breached for hit in hits):
-                return self.wsgi_app(environ, start_response)
+                return None
         key = parts.region.keys.product(product_id)
         result, lookup = parts.region.peek(key)
         if result is None or result.entry.status != 200:
             environ[caching.LOOKUP] = (key, lookup)  # so Flask does not read the cache again
-            return self.wsgi_app(environ, start_response)
+            return None
         parts.views.record(product_id)
         status, headers, body = _response(environ, result, parts.header_policy)
         if hits:
             headers.extend(rate_limits.rate_limit_headers(hits).items())
         headers.extend(parts.security_headers)
         headers.append(("X-Request-ID", request_id))
-        start_response(status, headers)
-        request_log.log_request(
-            request_id, "GET", environ["PATH_INFO"], int(status[:3]), started, environ.get("REMOTE_ADDR")
-        )
-        return [body]
+        return status, headers, body
 
     def _bind(self) -> _Parts:
         extensions = self.app.extensions
@@ -124,9 +149,6 @@ def _product_read(environ: dict) -> int | None:
         return None
     product_id = int(match[1])
     return product_id if product_id <= MAX_ID else None
-
-
-Headers = list[tuple[str, str]]
 
 
 def _response(environ: dict, result: Result, policy: HeaderPolicy) -> tuple[str, Headers, bytes]:

@@ -227,3 +227,29 @@ def test_a_miss_handed_to_flask_reads_the_cache_once(make_app, product, redis_ur
     )
     assert responses[0].headers["X-Cache"] == "MISS"
     assert sent.count(f"GET {entry_key}") == 1  # the fast path's read, handed on; then the lease and fill
+
+
+def test_an_error_in_it_is_answered_by_flask_with_the_budget_spent_once(
+    make_app, product, log_output, monkeypatch
+):
+    app = make_app(rate_limit_reads="5/minute")
+    path = f"/v1/products/{product.id}"
+    client = held(app, path)  # two requests of the five
+    expected = client.get(path, headers={"X-Request-ID": "fast"})  # the third, from the fast path
+    served = Served(app)
+
+    def broken(*_args):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr("api.fast_path._response", broken)
+    response = client.get(path, headers={"X-Request-ID": "broken"})
+    assert served.by_flask == 1
+    assert response.status_code == 200 and response.get_data() == expected.get_data()
+    assert response.headers["X-Cache"] == "HIT" and response.headers["X-Request-ID"] == "broken"
+    assert expected.headers["RateLimit"].startswith('"reads";r=2;')
+    assert response.headers["RateLimit"].startswith('"reads";r=1;')  # spent by the fast path, not again
+    (failure,) = [line for line in log_records(log_output()) if line["msg"].startswith("fast path failed")]
+    assert (
+        failure["msg"] == f"fast path failed; Flask answers {path}"
+        and "RuntimeError: injected" in failure["exc"]
+    )
