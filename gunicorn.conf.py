@@ -55,12 +55,19 @@ if _metrics_dir_owned:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelf-metrics-")
 
 
+def _shared_port(server) -> tuple[str, int] | None:
+    """(host, port) when each worker opens its own socket on it (``reuse_port`` on a TCP address)."""
+    if not server.cfg.reuse_port or not isinstance(server.cfg.address[0], tuple):
+        return None  # a unix socket path: one socket, the master's
+    return server.cfg.address[0]
+
+
 def on_starting(server):
     """Refuse a port that is taken, as a plain bind would: with ``reuse_port`` a second server started
     on the same port by the same user would otherwise share it silently."""
-    if not server.cfg.reuse_port or not isinstance(server.cfg.address[0], tuple):
+    if (address := _shared_port(server)) is None:
         return  # a unix socket path is refused by bind as it is
-    host, port = server.cfg.address[0]
+    host, port = address
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own sockets
@@ -82,10 +89,14 @@ def on_exit(server):
 
 
 def when_ready(server):
-    """Queue a warm of the most viewed products once per start, so a fresh deploy is not cold."""
+    """Say where Shelf listens, and queue a warm of the most viewed products once per start, so a
+    fresh deploy is not cold."""
     from api.background import warm_on_start
     from api.config import Settings
 
+    if (address := _shared_port(server)) is not None:  # gunicorn's own line is blank then
+        host, port = address
+        server.log.info("Listening at: http://%s:%s, a socket per worker (SO_REUSEPORT)", host, port)
     try:
         warm_on_start(Settings.from_env())
     except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken

@@ -26,7 +26,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(settings, port: int) -> subprocess.Popen:
+def start(settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIPE) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -35,7 +35,7 @@ def start(settings, port: int) -> subprocess.Popen:
         "SHELF_PORT": str(port),
         "SHELF_WEB_WORKERS": "2",
         "SHELF_WEB_THREADS": "2",
-        "SHELF_LOG_LEVEL": "WARNING",
+        "SHELF_LOG_LEVEL": log_level,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -43,7 +43,7 @@ def start(settings, port: int) -> subprocess.Popen:
         [str(gunicorn), "-c", "gunicorn.conf.py", "api:create_app()"],
         cwd=ROOT,
         env=env,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -114,3 +114,20 @@ def test_a_second_server_on_a_taken_port_exits_instead_of_sharing_it(server, set
     assert second.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
     assert urllib.request.urlopen(base + "/healthz", timeout=5).status == 200  # noqa: S310
+
+
+def test_it_says_where_it_listens(settings, redis_client, tmp_path):
+    """With a socket per worker the master has none, and gunicorn's own "Listening at" line is blank."""
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with open(log, "w") as out:
+        process = start(settings, port, log_level="INFO", stderr=out)
+    try:
+        expected = f"Listening at: http://127.0.0.1:{port}, a socket per worker (SO_REUSEPORT)"
+        deadline = time.monotonic() + 30
+        while expected not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert expected in log.read_text(), log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
