@@ -68,11 +68,11 @@ def on_starting(server):
     if (address := _shared_port(server)) is None:
         return  # a unix socket path is refused by bind as it is
     host, port = address
-    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own sockets
         try:
-            probe.bind(address)
+            probe.bind(sockaddr)
         except OSError as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 

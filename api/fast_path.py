@@ -13,7 +13,7 @@ Flask untouched:
   so does any exception raised here (logged), before a byte of the response is sent;
 * it does what Flask's hooks do for such a request, with their functions, so each rule has one
   definition: the request id and the log line (``request_log``), the read budget
-  (``RateLimiter.spend``; a request over budget goes to Flask with its token already spent, and
+  (``RateLimiter.spend_read``; a request over budget goes to Flask with its token already spent, and
   Flask answers the 429), the view count, the cache headers (``caching.cache_headers``), 304 on
   ``If-None-Match``, and the security headers;
 * ``tests/test_fast_path.py`` sends the same requests through it and through Flask and compares
@@ -104,8 +104,7 @@ class FastPath:
         environ[request_log.ENVIRON_KEY] = request_id
         hits = None
         if parts.limiter is not None:
-            client = "ip:" + (environ.get("REMOTE_ADDR") or "unknown")
-            hits = parts.limiter.spend(client, parts.limiter.reads, "reads", request_id)
+            hits = parts.limiter.spend_read(environ.get("REMOTE_ADDR"), request_id)
             environ[rate_limits.SPENT] = hits
             if hits is not None and any(hit.breached for hit in hits):
                 return None

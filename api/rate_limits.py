@@ -330,7 +330,7 @@ class RateLimiter:
         else:
             request_id = g.get("request_id")
             if request.method in READ_METHODS:
-                hits = self.spend(read_key(), self.reads, "reads", request_id)
+                hits = self.spend_read(request.remote_addr, request_id)
             else:
                 hits = self.spend(write_key(), self.writes, "writes", request_id)
         if hits is None:
@@ -347,6 +347,10 @@ class RateLimiter:
         key, now = (client, budget), self.clock()
         hits = self.leases.spend(key, windows, now)
         return self.refill(key, windows, now, request_id) if hits is None else hits
+
+    def spend_read(self, remote_addr: str | None, request_id: str | None) -> list[Hit] | None:
+        """``spend`` of the read budget, which is per client address (Flask's hook and api.fast_path)."""
+        return self.spend(ip_key(remote_addr), self.reads, "reads", request_id)
 
     def refill(
         self, key: tuple[str, str], windows: list[Window], now: float, request_id: str | None
@@ -377,18 +381,14 @@ class RateLimiter:
         )
 
 
-def client_ip() -> str:
-    return request.remote_addr or "unknown"
-
-
-def read_key() -> str:
-    return "ip:" + client_ip()
+def ip_key(remote_addr: str | None) -> str:
+    return "ip:" + (remote_addr or "unknown")
 
 
 def write_key() -> str:
     """The token's name, so a client's budget follows it across addresses; else its IP."""
     name = client_for(request.headers.get("Authorization"), current_app.config["SHELF"].api_tokens)
-    return "token:" + name if name else "ip:" + client_ip()
+    return "token:" + name if name else ip_key(request.remote_addr)
 
 
 def rate_limit_headers(hits: list[Hit]) -> dict[str, str]:

@@ -209,10 +209,31 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return found
 
 
-def start_stack(data_dir: Path, **env_changes: str) -> tuple[subprocess.Popen, int, Path]:
-    """What `make run` runs (scripts/run.sh under dev_services), on a free port; returns the process,
-    the port and the log."""
+def shim(folder: Path, name: str, script: str) -> Path:
+    """An executable ``folder/name`` running ``script``: a stand-in for a command, for fault injection."""
+    path = folder / name
+    path.write_text(textwrap.dedent(script))
+    path.chmod(0o755)
+    return folder
+
+
+def signal_session(sid: int, sig: signal.Signals) -> list[str]:
+    """Send ``sig`` to every live process of the session; their command lines."""
+    sent = []
+    for proc in session_processes(sid):
+        with contextlib.suppress(psutil.Error):
+            sent.append(" ".join(proc.cmdline()))
+            proc.send_signal(sig)
+    return sent
+
+
+def start_stack(
+    data_dir: Path, shims: Path | None = None, **env_changes: str
+) -> tuple[subprocess.Popen, int, Path]:
+    """What `make run` runs (scripts/run.sh under dev_services), on a free port, with the commands in
+    ``shims`` first on PATH; returns the process, the port and the log."""
     port = free_port()
+    path = [*([str(shims)] if shims else []), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SHELF_API_TOKENS")}
     env.update(
         SHELF_DATA_DIR=str(data_dir),
@@ -220,7 +241,7 @@ def start_stack(data_dir: Path, **env_changes: str) -> tuple[subprocess.Popen, i
         SHELF_DEMO_PRODUCTS="20",
         SHELF_WEB_WORKERS="1",
         SHELF_ENV="development",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PATH=os.pathsep.join(path),
         PYTHONFAULTHANDLER="1",  # a SIGABRT makes any of its Python processes print every thread's stack
     )
     env.update(env_changes)
@@ -268,14 +289,9 @@ def stop_stack(proc: subprocess.Popen, log: Path, timeout: float = 60) -> int:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pass
-    left = [(p.pid, " ".join(p.cmdline())) for p in session_processes(proc.pid)]
-    for p in session_processes(proc.pid):
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGABRT)
+    left = signal_session(proc.pid, signal.SIGABRT)
     time.sleep(2)
-    for p in session_processes(proc.pid):
-        with contextlib.suppress(psutil.Error):
-            p.kill()
+    signal_session(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     pytest.fail(f"still running {timeout:.0f}s after SIGTERM: {left}\n{log.read_text()}")
 
@@ -296,22 +312,14 @@ def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
 def test_a_process_that_ignores_the_stop_is_killed_with_its_children(data_dir, tmp_path):
     """An rq worker stuck in a job (here one that ignores SIGTERM, with a child) must not keep `make
     run` from stopping: after SHELF_STOP_TIMEOUT it is killed, children first, and said so."""
-    stuck = tmp_path / "rq"
-    stuck.write_text(
-        textwrap.dedent("""\
-            #!/usr/bin/env bash
-            trap '' TERM
-            echo 'Listening on high, default, low'
-            sleep 600 &
-            wait
-        """)
-    )
-    stuck.chmod(0o755)
-    proc, port, log = start_stack(
-        data_dir,
-        SHELF_STOP_TIMEOUT="2",
-        PATH=f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
+    stuck = """\
+        #!/usr/bin/env bash
+        trap '' TERM
+        echo 'Listening on high, default, low'
+        sleep 600 &
+        wait
+    """
+    proc, port, log = start_stack(data_dir, shims=shim(tmp_path, "rq", stuck), SHELF_STOP_TIMEOUT="2")
     try:
         wait_until_serving(proc, port, log)
     finally:
@@ -326,13 +334,7 @@ def test_an_error_in_run_sh_stops_what_it_had_started(data_dir, tmp_path):
     """run.sh exits on any failing command (set -e); gunicorn, the rq worker and the periodic jobs it
     started by then must stop with it, not run on against servers that are gone. Here the command
     that fails is the banner's `cat`, after everything has started."""
-    broken = tmp_path / "cat"
-    broken.write_text("#!/bin/sh\nexit 3\n")
-    broken.chmod(0o755)
-    proc, port, log = start_stack(
-        data_dir,
-        PATH=f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
+    proc, port, log = start_stack(data_dir, shims=shim(tmp_path, "cat", "#!/bin/sh\nexit 3\n"))
     try:
         code = proc.wait(timeout=90)
     finally:
@@ -347,11 +349,7 @@ def assert_all_stopped(proc: subprocess.Popen, data_dir: Path, port: int) -> Non
     deadline = time.monotonic() + 10
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = []
-    for leftover in session_processes(proc.pid):  # killed, so that a failure here leaves nothing running
-        with contextlib.suppress(psutil.Error):
-            left.append(" ".join(leftover.cmdline()))
-            leftover.kill()
+    left = signal_session(proc.pid, signal.SIGKILL)  # so that a failure here leaves nothing running
     assert left == []
     assert server_processes(data_dir) == []
     assert port_closed(port)
