@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 from flask import Flask, Response, current_app, request
 from flask_caching import Cache
@@ -36,7 +35,7 @@ from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
 from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
-from cache.keys import CacheKey, KeyBuilder
+from cache.keys import CacheKey
 from cache.metrics import Event, PrometheusMetrics
 from cache.region import Region, Result, State
 
@@ -53,19 +52,9 @@ DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 NOT_FOUND = Payload(404, b"", '"not-found"')
 
-ALL_PRODUCTS = "all"
-"""List scope of product lists without a category filter."""
-
 
 def payload(rendered: Rendered) -> Payload:
     return Payload(200, rendered.body, rendered.etag)
-
-
-def product_list_key(keys: KeyBuilder, query: dict) -> CacheKey:
-    """A list page's key: validated parameters in one canonical form (10, 10.0 and 10.00 are one price),
-    scoped by the category filter so writes in a category invalidate only that scope (and "all")."""
-    params = {name: f"{value:.2f}" if isinstance(value, Decimal) else value for name, value in query.items()}
-    return keys.product_list(params, query["category"] or ALL_PRODUCTS)
 
 
 LOOKUP = "shelf.cache_lookup"
@@ -85,14 +74,20 @@ def keys():
     return region().keys
 
 
-def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
-    """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404."""
+def serve(
+    key: CacheKey,
+    build: Callable[[], Rendered | Payload],
+    assemble: Callable[[bytes], Rendered] | None = None,
+) -> Response:
+    """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404.
+    With ``assemble``, what is cached is not the body but what the body is made from at each read."""
 
     def creator() -> Payload:
         try:
-            return payload(build())
+            built = build()
         except NotFound:
             return NOT_FOUND
+        return built if isinstance(built, Payload) else payload(built)
 
     extension = current_app.extensions
     handed = request.environ.get(LOOKUP)
@@ -104,7 +99,8 @@ def serve(key: CacheKey, build: Callable[[], Rendered]) -> Response:
     entry = result.entry
     if entry.status == 404:
         return render_problem(404, "Not Found", "not found", headers=headers)
-    return send(Rendered(entry.body, entry.etag), headers=headers)
+    rendered = Rendered(entry.body, entry.etag) if assemble is None else assemble(entry.body)
+    return send(rendered, headers=headers)
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from cache.api import CacheUnavailable
 from cache.keys import CacheKey, KeyBuilder
 from cache.region import Region
 
-from .caching import ALL_PRODUCTS
+from . import list_deps
 from .models import CacheOutbox, Category, Product
 from .services import aggregates
-from .services.effects import CATEGORY, PRODUCT, REVIEW, Change
+from .services.effects import AGGREGATES, CATEGORY, PRODUCT, REVIEW, Change
 
 log = logging.getLogger("shelf.cache.outbox")
 
@@ -51,18 +51,40 @@ RETRY_SECONDS = 1.0
 
 
 def invalidation_for(db: Session, keys: KeyBuilder, change: Change) -> dict:
-    """The entries ``change`` makes stale, as JSON for the outbox: keys to delete, generations to bump."""
+    """The entries ``change`` makes stale, as JSON for the outbox: keys to delete, generations and
+    guards to bump, list-page dependency tags to drop (see the README's invalidation rules)."""
     slugs = set(change.gone_category_slugs) | _category_slugs(db, change.category_ids)
     stale = [keys.product(pid) for pid in change.product_ids]
-    stale += [keys.category(slug) for slug in sorted(slugs)]
-    if slugs or change.kind != REVIEW:
-        stale.append(keys.category_tree())
+    bump, tags = [], []
+    if change.kind in (CATEGORY, AGGREGATES):  # what category entries show: names, children, stats
+        stale += [keys.category(slug) for slug in sorted(slugs)]
+        if change.kind == CATEGORY or change.counts_changed:
+            stale.append(keys.category_tree())
     if change.kind == CATEGORY:  # product bodies embed their category's slug and name
         stale += [keys.product(pid) for pid in _products_in(db, change.category_ids)]
-    bump = [keys.list_generation(scope) for scope in sorted(slugs | {ALL_PRODUCTS})]
-    if change.kind in (PRODUCT, REVIEW):
+        for scope in sorted(slugs):  # its subtree, so its pages' membership, may have changed
+            bump += [keys.list_guard(scope, column) for column in list_deps.DEPTH]
+            tags.append(keys.list_tag(scope, list_deps.SCOPE_TAG))
+    for scope, named in sorted(_list_tags(change).items()):
+        bump += [keys.list_guard(scope, column) for column in sorted(list_deps.guards(named))]
+        tags += [keys.list_tag(scope, name) for name in sorted(named)]
+    if change.kind == REVIEW or (change.kind == PRODUCT and _membership_moved(change)):
         bump += [keys.reviews_generation(pid) for pid in change.product_ids]
-    return {"delete": [[k.resource, k.entry, k.lease, k.generation] for k in stale], "bump": bump}
+    deleted = [[k.resource, k.entry, k.lease, k.generation, k.guard] for k in stale]
+    return {"delete": deleted, "bump": bump, "tags": tags}
+
+
+def _list_tags(change: Change) -> dict[str, set[str]]:
+    tags: dict[str, set[str]] = {}
+    for before, after in change.listings:
+        for scope, named in list_deps.write_tags(before, after).items():
+            tags.setdefault(scope, set()).update(named)
+    return tags
+
+
+def _membership_moved(change: Change) -> bool:
+    """A product created, deleted, activated or deactivated: its reviews pages answer differently."""
+    return any((before is None) != (after is None) for before, after in change.listings)
 
 
 def _category_slugs(db: Session, category_ids) -> set[str]:
@@ -76,10 +98,11 @@ def _products_in(db: Session, category_ids) -> list[int]:
     return list(db.scalars(select(Product.id).where(Product.category_id.in_(category_ids))))
 
 
-def merge(invalidations: list[dict]) -> tuple[list[CacheKey], list[str]]:
+def merge(invalidations: list[dict]) -> tuple[list[CacheKey], list[str], list[str]]:
     stale = {tuple(row) for item in invalidations for row in item["delete"]}
     bump = {key for item in invalidations for key in item["bump"]}
-    return [CacheKey(*row) for row in sorted(stale, key=str)], sorted(bump)
+    tags = {key for item in invalidations for key in item.get("tags", ())}
+    return [CacheKey(*row) for row in sorted(stale, key=str)], sorted(bump), sorted(tags)
 
 
 class Outbox:
@@ -179,5 +202,5 @@ class Outbox:
         self.region.invalidate(*merge(invalidations))
 
     def _apply_direct(self, invalidations: list[dict]) -> None:
-        stale, bump = merge(invalidations)
-        self.region.backend.invalidate(stale, bump, int(self.region.config.generation_ttl * 1000))
+        stale, bump, tags = merge(invalidations)
+        self.region.backend.invalidate(stale, bump, int(self.region.config.generation_ttl * 1000), tags)

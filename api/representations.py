@@ -46,7 +46,6 @@ PRODUCT_COLUMNS = (
 ).split()
 
 PRODUCT = schemas.ProductSchema()
-PRODUCT_PAGE = schemas.ProductPageSchema()
 CATEGORY = schemas.CategorySchema()
 CATEGORY_TREE = schemas.CategoryTreeSchema()
 REVIEW = schemas.ReviewSchema()
@@ -55,7 +54,3 @@ REVIEW_PAGE = schemas.ReviewPageSchema()
 
 def render_product(product: Product) -> Rendered:
     return render(PRODUCT, product_view(product))
-
-
-def render_product_page(products: list[Product], next_cursor: str | None) -> Rendered:
-    return render(PRODUCT_PAGE, {"items": [product_view(p) for p in products], "next_cursor": next_cursor})

@@ -48,30 +48,40 @@ class Lookup:
     raw: bytes | NoValue
     generation: int = 0
     entry: Entry | None = None
+    guard: int = 0
+    """The key's fill guard when the lease was taken (``CacheKey.guard``); 0 on plain reads."""
 
 
 @dataclass(frozen=True)
 class Fill:
     """A lease-checked write: store ``value`` only if ``token`` still holds the lease and the
-    scope generation still equals ``generation``."""
+    scope generation (or the key's guard) still equals ``generation``; then register the entry
+    in the dependency-tag sets ``tags`` (full keys, in the entry's slot), kept ``tag_ttl_ms``."""
 
     key: CacheKey
     value: bytes
     ttl_ms: int
     token: str
     generation: int
+    tags: tuple[str, ...] = ()
+    tag_ttl_ms: int = 0
 
 
 class Backend(Protocol):
     def get(self, key: CacheKey) -> Lookup:
         """Read the entry and, for scoped keys, the generation, in ONE round trip."""
 
+    def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
+        """Read several unscoped entries in ONE round trip (none for what a near cache holds)."""
+
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         """Take the key's lease (set-if-absent with expiry). None if someone else holds it; else
-        a fresh read of entry and generation, taken atomically with the lease, in one round trip."""
+        a fresh read of entry and generation (or guard), taken atomically with the lease, in one
+        round trip."""
 
     def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
-        """Take several leases in one round trip; per key the generation if won, else None."""
+        """Take several leases in one round trip; per key the generation (or guard) if won, else
+        None."""
 
     def fill(self, fills: Sequence[Fill]) -> list[bool]:
         """Apply lease-checked writes in one round trip and release their leases."""
@@ -80,11 +90,17 @@ class Backend(Protocol):
         """Give up the lease if ``token`` still holds it (compare-and-delete)."""
 
     def invalidate(
-        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+        self,
+        keys: Iterable[CacheKey],
+        generation_keys: Iterable[str] = (),
+        ttl_ms: int = 0,
+        tags: Iterable[str] = (),
     ) -> None:
-        """Delete entries and their leases, so fills already in flight are rejected, and increment
-        the generation counters (re-arming their idle expiry to ``ttl_ms``): one write's
-        invalidation, applied in one round trip plus the near cache's barrier."""
+        """Delete entries and their leases, so fills already in flight are rejected; increment
+        the generation counters and guards (re-arming their idle expiry to ``ttl_ms``); then
+        delete every entry registered in the dependency-tag sets ``tags``, and the sets. The
+        increments come first, so a fill that missed the tag sets is refused by its guard. One
+        write's invalidation, applied in one round trip plus the near cache's barrier."""
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
         """Increment a windowed counter, setting its expiry; returns the new value."""

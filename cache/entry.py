@@ -29,11 +29,13 @@ _NUMBER = (int, float)
 
 @dataclass(frozen=True)
 class Payload:
-    """What a creator computes: the response status, body and entity tag."""
+    """What a creator computes: the response status, body and entity tag, and the dependency
+    tags the entry is registered under (names; ``Region.invalidate`` drops entries by tag)."""
 
     status: int
     body: bytes
     etag: str
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in CACHEABLE_STATUSES:

@@ -2,7 +2,8 @@
 
 Layout: ``<prefix>:v<SCHEMA_VERSION>:{<tag>}:<kind>[:<params hash>]``. The ``{tag}`` is a
 Redis Cluster hash tag: an entry, its lease and (for scoped resources) its generation
-counter share one tag, so the Lua fill script and the MGET on a hit touch a single slot.
+counter, fill guards and dependency-tag sets share one tag, so the Lua scripts and the MGET
+on a hit touch a single slot.
 Parameters arrive validated and normalized from the caller; they are serialized with
 sorted keys and hashed with blake2b, so parameter order never yields a new key. Bumping
 ``SCHEMA_VERSION`` (when the cached body format changes) orphans every old key at once.
@@ -21,7 +22,7 @@ from .config import DEFAULT_KEY_PREFIX
 
 SCHEMA_VERSION = 1
 
-BODY, LEASE, GENERATION = "body", "lease", "gen"
+BODY, LEASE, GENERATION, GUARD, TAG = "body", "lease", "gen", "guard", "tag"
 
 RESOURCE_TAGS = {"product": "p", "product_list": "l", "category_tree": "ct", "category": "c", "reviews": "r"}
 
@@ -30,12 +31,18 @@ _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 @dataclass(frozen=True)
 class CacheKey:
-    """The keys of one cached resource; ``resource`` selects the TTL policy and metric labels."""
+    """The keys of one cached resource; ``resource`` selects the TTL policy and metric labels.
+
+    ``generation`` is read with the entry on every hit: bumping it drops every entry of the scope.
+    ``guard`` is read only when the lease is taken and checked when the fill is stored: bumping it
+    rejects fills in flight without touching stored entries, which dependency tags then drop
+    one by one (see ``Region.invalidate``)."""
 
     resource: str
     entry: str
     lease: str
     generation: str | None = None
+    guard: str | None = None
 
 
 class KeyBuilder:
@@ -53,8 +60,24 @@ class KeyBuilder:
     def category(self, slug: str) -> CacheKey:
         return self._single("category", _token(slug))
 
-    def product_list(self, params: Mapping, scope: str) -> CacheKey:
-        return self._scoped("product_list", _token(scope), params)
+    def product_list(self, params: Mapping, scope: str, guard: str) -> CacheKey:
+        """A list page: no generation (writes drop pages by dependency tag), and the fill guard
+        ``guard`` of its scope (one per sort column, so a write guards only the orders it moves)."""
+        base, digest = self._tag("product_list", _token(scope)), params_digest(params)
+        return CacheKey(
+            "product_list",
+            f"{base}:{BODY}:{digest}",
+            f"{base}:{LEASE}:{digest}",
+            None,
+            self.list_guard(scope, guard),
+        )
+
+    def list_guard(self, scope: str, name: str) -> str:
+        return f"{self._tag('product_list', _token(scope))}:{GUARD}:{_token(name)}"
+
+    def list_tag(self, scope: str, name: str) -> str:
+        """The set of list-page keys of ``scope`` that depend on ``name`` (``Region.invalidate``)."""
+        return tag_key(f"{self._tag('product_list', _token(scope))}:", name)
 
     def reviews(self, product_id: int, params: Mapping) -> CacheKey:
         return self._scoped("reviews", str(_id(product_id)), params)
@@ -90,11 +113,20 @@ class KeyBuilder:
         )
 
 
+def tag_key(entry_key: str, name: str) -> str:
+    """The dependency-tag set ``name`` in the hash tag of ``entry_key``: the same slot, so one
+    script can store an entry and register it."""
+    base, closed, _ = entry_key.partition("}:")
+    if not closed:
+        raise ValueError(f"not a key built here: {entry_key!r}")
+    return f"{base}}}:{TAG}:{_token(name)}"
+
+
 def key_kind(key: str) -> str | None:
-    """``body``, ``lease`` or ``gen`` for a key built here, ``None`` for anything else."""
+    """``body``, ``lease``, ``gen``, ``guard`` or ``tag`` for a key built here, else ``None``."""
     _, closed, rest = key.partition("}:")
     kind = rest.split(":", 1)[0]
-    return kind if closed and kind in (BODY, LEASE, GENERATION) else None
+    return kind if closed and kind in (BODY, LEASE, GENERATION, GUARD, TAG) else None
 
 
 def params_digest(params: Mapping) -> str:

@@ -7,9 +7,13 @@ pickles values. The rules, in dogpile.cache's vocabulary:
 * A fresh hit is one backend read (GET, or MGET of entry + generation for scoped keys).
 * A miss takes the key's lease (SET NX PX) before computing; callers that lose wait for
   the winner's fill within ``wait_budget_ms``, then compute without storing.
-* A fill is stored only if its lease token is still held and the scope generation is the
-  one read before computing; ``invalidate`` deletes entry + lease and ``bump`` increments
-  the generation, so a fill computed from pre-write data is always rejected.
+* A fill is stored only if its lease token is still held and the scope generation (or the
+  key's guard) is the one read before computing; ``invalidate`` deletes entry + lease and
+  increments generations and guards, so a fill computed from pre-write data is always rejected.
+* Dependency tags: a creator may name tags its entry depends on (``Payload.tags``); the fill
+  registers the entry in each tag's set, and ``invalidate(tags=...)`` deletes every entry
+  registered under a tag. With a guard instead of a generation, a key's entries survive every
+  write but those that name one of their tags.
 * Past its soft expiry an entry is stale: the lease winner recomputes, everyone else gets
   it at once as STALE. XFetch (Vattani et al., VLDB 2015) refreshes hot keys early.
 * 404s are cached for ``negative_ttl``, at most ``negative_cap`` new ones per window.
@@ -36,7 +40,7 @@ from .api import NO_VALUE, Backend, CacheUnavailable, CircuitOpen, Fill, Lookup
 from .breaker import Breaker, BreakerState
 from .config import CacheConfig
 from .entry import Entry, Payload, decode, encode
-from .keys import BODY, CacheKey, KeyBuilder, key_kind
+from .keys import BODY, CacheKey, KeyBuilder, key_kind, tag_key
 from .log import RateLimitedLog
 from .metrics import Event, Metrics, NullMetrics
 
@@ -163,15 +167,27 @@ class Region:
             return Peek(None, lookup)
         return Peek(self._finish(key, entry, State.HIT, watch), lookup)
 
-    def invalidate(self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = ()) -> None:
-        """Delete entries (negative ones too) and void in-flight fills, and make every entry of the
-        ``generation_keys`` scopes a miss (O(1) per scope), all in one round trip. Raises
-        ``CacheUnavailable``."""
+    def invalidate(
+        self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = (), tags: Sequence[str] = ()
+    ) -> None:
+        """Delete entries (negative ones too) and void in-flight fills; make every entry of the
+        ``generation_keys`` scopes a miss (O(1) per scope) and void the fills of the guards among
+        them; delete the entries registered under the dependency-tag sets ``tags``. All in one
+        round trip. Raises ``CacheUnavailable``."""
         keys = list(keys)
-        if keys or generation_keys:
+        if keys or generation_keys or tags:
             ttl_ms = int(self.config.generation_ttl * 1000)
             resource = keys[0].resource if keys else "generation"
-            self._call(resource, self.backend.invalidate, keys, generation_keys, ttl_ms)
+            self._call(resource, self.backend.invalidate, keys, generation_keys, ttl_ms, tags)
+
+    def get_many(self, keys: Sequence[CacheKey]) -> list[Entry | None]:
+        """Entries of unscoped keys, to assemble a response from (one round trip at most, none
+        for what a near cache holds): each usable 200 entry, fresh or stale (a write deletes an
+        entry it makes wrong), else None. Not counted as hits or misses: the caller's own read is.
+        Raises ``CacheUnavailable``."""
+        lookups = self._call(keys[0].resource, self.backend.get_many, keys) if keys else []
+        entries = [self._usable(key, lookup) for key, lookup in zip(keys, lookups, strict=True)]
+        return [entry if entry is not None and entry.status == 200 else None for entry in entries]
 
     def bump(self, *generation_keys: str) -> None:
         """Make every entry of the scopes a miss, in O(1) per scope. Raises ``CacheUnavailable``."""
@@ -275,7 +291,8 @@ class Region:
             self._release(key, lease.token)
             return self._finish(key, entry, State.MISS, watch)
         try:
-            fill = Fill(key, encode(entry), ttl_ms, lease.token, generation)
+            expected = lease.lookup.guard if key.guard else generation
+            fill = self._fill(key, entry, ttl_ms, lease.token, expected, payload.tags)
             [stored] = self._call(key.resource, self.backend.fill, [fill])
         except CacheUnavailable:
             return self._finish(key, entry, State.BYPASS, watch)
@@ -294,11 +311,19 @@ class Region:
         return created <= self.config.negative_cap
 
     def _warm_fill(self, key: CacheKey, payload: Payload, reservation: Reservation) -> Fill | None:
-        generation = reservation.generations.get(key)
-        if generation is None:
+        checked = reservation.generations.get(key)
+        if checked is None:
             return None  # someone else holds the lease: their fill is at least as new as ours
+        generation = 0 if key.guard else checked
         entry, ttl_ms = self._new_entry(key, payload, generation, compute_ms=0.0)
-        return Fill(key, encode(entry), ttl_ms, reservation.token, generation)
+        return self._fill(key, entry, ttl_ms, reservation.token, checked, payload.tags)
+
+    def _fill(
+        self, key: CacheKey, entry: Entry, ttl_ms: int, token: str, expected: int, tags: Sequence[str]
+    ) -> Fill:
+        tag_keys = tuple(tag_key(key.entry, name) for name in tags)
+        tag_ttl_ms = int(self.config.generation_ttl * 1000)
+        return Fill(key, encode(entry), ttl_ms, token, expected, tag_keys, tag_ttl_ms)
 
     def _new_entry(
         self, key: CacheKey, payload: Payload, generation: int, compute_ms: float

@@ -15,10 +15,10 @@ from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import caching, pagination
+from api import caching, pagination, product_pages
 from api.models import Product, ProductRatingSummary
 from api.popularity import most_viewed
-from api.representations import render_product, render_product_page
+from api.representations import render_product
 from api.schemas import SORTS, ProductListQuerySchema
 from api.services import products as product_service
 from api.services.categories import get_category_by_slug, subtree_ids
@@ -74,14 +74,14 @@ def warm_list_pages(db: Session, region, app, slug: str) -> int:
     """The first page of every sort of a category's list, keyed exactly as a request's would be."""
     secret = app.config["SHELF"].secret_key
     queries = [ProductListQuerySchema().load({"category": slug, "sort": sort}) for sort in SORTS]
-    keys = [caching.product_list_key(region.keys, query) for query in queries]
+    keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)
     items = []
     for key, query in zip(keys, queries, strict=True):
         if key in reservation.generations:
-            rows, last = product_service.list_products(db, query, None)
-            cursor = None if last is None else pagination.encode(secret, query, last)
-            items.append((key, caching.payload(render_product_page(rows, cursor))))
+            page = product_service.list_products(db, query, None)
+            cursor = None if page.next_key is None else pagination.encode(secret, query, page.next_key)
+            items.append((key, product_pages.record(page, query, cursor)))
     return region.fill_many(items, reservation) if items else 0
 
 

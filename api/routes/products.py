@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from .. import caching, db, pagination, schemas
+from cache.entry import Payload
+
+from .. import caching, db, pagination, product_pages, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import check_if_match, no_content, send
 from ..openapi import WRITE, Blueprint
-from ..representations import Rendered, render_product, render_product_page
+from ..representations import Rendered, render_product
 from ..services import products as service
 
 blp = Blueprint("products", __name__, url_prefix="/v1/products", description="Products in the catalog.")
@@ -39,12 +41,17 @@ class Products(MethodView):
     def get(self, query):
         """List active products, filtered and sorted, one keyset page at a time."""
         after = decode_cursor(query)  # rejected before the cache is consulted
+        rendered: dict[int, bytes] = {}  # a miss's rows, so assembling it needs no second read
 
-        def read() -> Rendered:
-            rows, last = service.list_products(db.session(), query, after)
-            return render_product_page(rows, encode_cursor(query, last))
+        def read() -> Payload:
+            page = service.list_products(db.session(), query, after)
+            rendered.update((row.id, render_product(row).body) for row in page.rows)
+            return product_pages.record(page, query, encode_cursor(query, page.next_key))
 
-        return caching.serve(caching.product_list_key(caching.keys(), query), read)
+        def assemble(record: bytes) -> Rendered:
+            return product_pages.assemble(db.session(), caching.region(), record, rendered)
+
+        return caching.serve(product_pages.page_key(caching.keys(), query), read, assemble)
 
     @require_token
     @blp.arguments(schemas.ProductCreateSchema)

@@ -125,6 +125,18 @@ def categories_affected(db: Session | Connection, category_ids: list[int]) -> li
     return sorted(set(category_ids).union(rows))
 
 
+def product_counts(db: Session | Connection, category_ids: list[int] | None) -> dict[int, int]:
+    """The stored product count of the given categories (all when ``None``): what the tree shows."""
+    rows = db.execute(
+        text(
+            "SELECT category_id, product_count FROM category_stats "
+            "WHERE CAST(:ids AS integer[]) IS NULL OR category_id = ANY(CAST(:ids AS integer[]))"
+        ).bindparams(_IDS),
+        {"ids": category_ids},
+    )
+    return dict(rows.all())
+
+
 def recompute_all(db: Session | Connection) -> tuple[int, int]:
     """Rewrite every product's rating summary, then every category's stats; returns both row counts."""
     return recompute_product_ratings(db), recompute_category_stats(db)

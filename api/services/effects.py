@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from ..db import after_commit
+from ..list_deps import Listing
 
 PRODUCT, REVIEW, CATEGORY = "product", "review", "category"
 AGGREGATES = "aggregates"
@@ -27,12 +28,16 @@ AGGREGATES = "aggregates"
 
 @dataclass(frozen=True)
 class Change:
-    """What a committed write touched, in ids (and slugs no longer in the database)."""
+    """What a committed write touched, in ids (and slugs no longer in the database); for each
+    product whose listing it changed, the listing before and after (``api.list_deps``); and
+    whether category product counts (the category tree) may have moved."""
 
     kind: str
     product_ids: tuple[int, ...] = ()
     category_ids: tuple[int, ...] = ()
     gone_category_slugs: tuple[str, ...] = ()
+    listings: tuple[tuple[Listing | None, Listing | None], ...] = ()
+    counts_changed: bool = True
 
 
 class Effect(Protocol):
@@ -47,8 +52,11 @@ def record(db: Session, change: Change) -> None:
             after_commit(db, callback)
 
 
-def product_changed(db: Session, product_id: int, category_ids: Iterable[int]) -> None:
-    record(db, Change(PRODUCT, (product_id,), tuple(sorted(set(category_ids)))))
+def product_changed(
+    db: Session, product_id: int, category_ids: Iterable[int], before: Listing | None, after: Listing | None
+) -> None:
+    categories = tuple(sorted(set(category_ids)))
+    record(db, Change(PRODUCT, (product_id,), categories, listings=((before, after),)))
 
 
 def review_added(db: Session, product_id: int, category_id: int) -> None:

@@ -8,12 +8,14 @@ the caller (a view, a job, a test) owns the commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from ..list_deps import listing
 from ..models import Product, ProductRatingSummary, Review
 from . import effects
 from .categories import get_category_by_slug, subtree_ids
@@ -42,21 +44,38 @@ def get_product(db: Session, product_id: int, *, include_inactive: bool = False)
     return product
 
 
-def list_products(db: Session, query: dict, after: list | None) -> tuple[list[Product], list | None]:
-    """One page of active products and the key to continue after, or None on the last page."""
+@dataclass(frozen=True)
+class ProductPage:
+    """One page: its rows, the key to continue after (None on the last page), and the sort values
+    that bound what it covers: its cursor's (None on a first page) and the next row's (None on
+    the last page), which ``api.list_deps`` turns into the page's dependencies."""
+
+    rows: list[Product]
+    next_key: list | None
+    after_value: object | None
+    beyond_value: object | None
+
+
+def list_products(db: Session, query: dict, after: list | None) -> ProductPage:
+    """One page of active products, in keyset order."""
     column, descending = SORT_COLUMNS[query["sort"]]
     stmt = _filtered(db, query).order_by(
         column.desc() if descending else column, Product.id.desc() if descending else Product.id
     )
+    after_value = None
     if after is not None:
         key = tuple_(column, Product.id)
-        bound = tuple_(*_parse_key(query["sort"], after))
-        stmt = stmt.where(key < bound if descending else key > bound)
+        bound = _parse_key(query["sort"], after)
+        after_value = bound[0]
+        stmt = stmt.where(key < tuple_(*bound) if descending else key > tuple_(*bound))
     rows = list(db.scalars(stmt.limit(query["limit"] + 1)).unique())
     if len(rows) <= query["limit"]:
-        return rows, None
+        return ProductPage(rows, None, after_value, None)
+    beyond = rows[query["limit"]]
     rows = rows[: query["limit"]]
-    return rows, sort_key(query["sort"], rows[-1])
+    return ProductPage(
+        rows, sort_key(query["sort"], rows[-1]), after_value, sort_value(query["sort"], beyond)
+    )
 
 
 def _filtered(db: Session, query: dict) -> Select:
@@ -75,6 +94,16 @@ def _filtered(db: Session, query: dict) -> Select:
     if query["q"] is not None:
         stmt = stmt.where(Product.search.op("@@")(func.websearch_to_tsquery("english", query["q"])))
     return stmt
+
+
+def sort_value(sort: str, product: Product) -> object:
+    """``product``'s value of the column ``sort`` orders by."""
+    return {
+        "name": lambda: product.name,
+        "price": lambda: product.price,
+        "rating": lambda: product.rating.average,
+        "newest": lambda: product.created_at,
+    }[sort.lstrip("-")]()
 
 
 def sort_key(sort: str, product: Product) -> list:
@@ -111,12 +140,12 @@ def create_product(db: Session, data: dict) -> Product:
     product.rating = ProductRatingSummary()
     db.add(product)
     flush_or_raise(db)
-    effects.product_changed(db, product.id, {category.id})
+    effects.product_changed(db, product.id, {category.id}, None, listing(product))
     return product
 
 
 def update_product(db: Session, product: Product, changes: dict) -> Product:
-    categories = {product.category_id}
+    categories, before = {product.category_id}, listing(product)
     if "category" in changes:
         product.category = get_category_by_slug(
             db, changes.pop("category"), field="category", error=InvalidInput
@@ -127,15 +156,15 @@ def update_product(db: Session, product: Product, changes: dict) -> Product:
     if db.is_modified(product):
         flush_or_raise(db)
         db.refresh(product)
-        effects.product_changed(db, product.id, categories)
+        effects.product_changed(db, product.id, categories, before, listing(product))
     return product
 
 
 def delete_product(db: Session, product: Product) -> None:
-    product_id, category_id = product.id, product.category_id
+    product_id, category_id, before = product.id, product.category_id, listing(product)
     db.delete(product)
     flush_or_raise(db)
-    effects.product_changed(db, product_id, {category_id})
+    effects.product_changed(db, product_id, {category_id}, before, None)
 
 
 def add_review(db: Session, product: Product, data: dict) -> Review:

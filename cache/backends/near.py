@@ -143,6 +143,18 @@ class NearCache:
 
     # --- everything else is Redis's ---------------------------------------------------------
 
+    def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
+        """What this process holds, and one MGET for the rest; those are not kept (untracked)."""
+        behind = self._behind()
+        with self._lock:
+            if behind:
+                self._sync()
+            held = [self._held(key) for key in keys]
+        fetched = iter(
+            self.inner.get_many([key for key, lookup in zip(keys, held, strict=True) if not lookup])
+        )
+        return [lookup or next(fetched) for lookup in held]
+
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         return self.inner.acquire(key, token, ttl_ms)
 
@@ -156,9 +168,13 @@ class NearCache:
         self.inner.release(key, token)
 
     def invalidate(
-        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+        self,
+        keys: Iterable[CacheKey],
+        generation_keys: Iterable[str] = (),
+        ttl_ms: int = 0,
+        tags: Iterable[str] = (),
     ) -> None:
-        self.inner.invalidate(keys, generation_keys, ttl_ms)
+        self.inner.invalidate(keys, generation_keys, ttl_ms, tags)
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
         return self.inner.count(counter_key, ttl_ms)
@@ -187,11 +203,16 @@ class NearCache:
 
     def _kept(self, key: CacheKey) -> Lookup | None:
         """The slot's lookup if it is held and young enough (call under the lock, after ``_sync``)."""
+        lookup = self._held(key)
+        if lookup is not None:
+            self._on_local_hit(key.resource)
+        return lookup
+
+    def _held(self, key: CacheKey) -> Lookup | None:
         slot = self._slots.get(key.entry)
         if slot is None or slot.lookup is None or slot.expires_at <= self._clock():
             return None
         self._slots.move_to_end(key.entry)
-        self._on_local_hit(key.resource)
         return slot.lookup
 
     def _reserve(self, key: CacheKey) -> _Slot:

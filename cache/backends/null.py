@@ -17,6 +17,9 @@ class NullBackend:
     def get(self, key: CacheKey) -> Lookup:
         return Lookup(NO_VALUE)
 
+    def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
+        return [Lookup(NO_VALUE) for _ in keys]
+
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         return Lookup(NO_VALUE)
 
@@ -31,7 +34,11 @@ class NullBackend:
         return None
 
     def invalidate(
-        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+        self,
+        keys: Iterable[CacheKey],
+        generation_keys: Iterable[str] = (),
+        ttl_ms: int = 0,
+        tags: Iterable[str] = (),
     ) -> None:
         return None
 

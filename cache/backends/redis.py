@@ -23,17 +23,33 @@ from ..api import NO_VALUE, CacheUnavailable, Fill, Lookup, NoValue
 from ..config import REDIS_TIMEOUT_MS
 from ..keys import CacheKey
 
-# KEYS: entry, lease[, generation]  ARGV: token, value, ttl ms, expected generation
+# KEYS: entry, lease[, generation or guard], tag sets...
+# ARGV: token, value, ttl ms, expected generation or guard, 1 if KEYS[3] is one (else 0), tag ttl ms
 FILL_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-if KEYS[3] and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
+local checked = tonumber(ARGV[5])
+if checked == 1 and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+for i = 3 + checked, #KEYS do
+    redis.call('SADD', KEYS[i], KEYS[1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[6])
+end
 return 1
 """
 
-# KEYS: entry, lease[, generation]  ARGV: token, ttl ms. Nil if the lease is taken, else
-# {generation, entry?}: re-reading under the lease catches a fill that landed since our GET.
+# KEYS: a dependency-tag set. Deletes every entry registered in it, then the set.
+DROP_TAG_SCRIPT = """
+local members = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #members, 500 do
+    redis.call('DEL', unpack(members, i, math.min(i + 499, #members)))
+end
+redis.call('DEL', KEYS[1])
+return #members
+"""
+
+# KEYS: entry, lease[, generation or guard]  ARGV: token, ttl ms. Nil if the lease is taken, else
+# {generation or guard, entry?}: re-reading under the lease catches a fill that landed since our GET.
 ACQUIRE_SCRIPT = """
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local generation = KEYS[3] and redis.call('GET', KEYS[3]) or '0'
@@ -55,6 +71,7 @@ class RedisBackend:
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._fill = client.register_script(FILL_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
+        self._drop_tag = client.register_script(DROP_TAG_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> RedisBackend:
@@ -71,21 +88,30 @@ class RedisBackend:
                 return lookup_from(key, self.client.get(key.entry))
             return lookup_from(key, self.client.mget(key.entry, key.generation))
 
+    def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
+        if not keys:
+            return []
+        with _unavailable():
+            replies = self.client.mget([key.entry for key in keys])
+        return [Lookup(_raw(reply)) for reply in replies]
+
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
         with _unavailable():
             reply = self._acquire(keys=_keys(key), args=[token, ttl_ms])
         if reply is None:
             return None
-        generation, raw = (reply + [None])[:2]  # Lua drops a trailing nil from the table
-        return Lookup(_raw(raw), int(generation))
+        checked, raw = (reply + [None])[:2]  # Lua drops a trailing nil from the table
+        if key.guard is not None:
+            return Lookup(_raw(raw), guard=int(checked))
+        return Lookup(_raw(raw), int(checked))
 
     def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key.lease, token, nx=True, px=ttl_ms)
-                if key.generation:
-                    pipe.get(key.generation)
+                if _checked(key):
+                    pipe.get(_checked(key))
                 else:
                     pipe.echo(b"0")
             replies = pipe.execute()
@@ -102,7 +128,11 @@ class RedisBackend:
             self._release(keys=[key.lease], args=[token])
 
     def invalidate(
-        self, keys: Iterable[CacheKey], generation_keys: Iterable[str] = (), ttl_ms: int = 0
+        self,
+        keys: Iterable[CacheKey],
+        generation_keys: Iterable[str] = (),
+        ttl_ms: int = 0,
+        tags: Iterable[str] = (),
     ) -> None:
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
@@ -110,7 +140,10 @@ class RedisBackend:
                 pipe.delete(key.entry, key.lease)
             for generation_key in generation_keys:
                 pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
-            pipe.execute()
+            tags = list(tags)
+            for tag in tags:
+                pipe.evalsha(self._drop_tag.sha, 1, tag)
+            self._execute_scripted(pipe, DROP_TAG_SCRIPT, self._drop_tag) if tags else pipe.execute()
             self._barrier()
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
@@ -148,6 +181,21 @@ class RedisBackend:
             self._fill.sha = self.client.script_load(FILL_SCRIPT)
             return self._evalsha_fills(fills)
 
+    def _execute_scripted(self, pipe, source: str, script) -> list[object]:
+        """Run a pipeline holding EVALSHAs of ``script``; on NOSCRIPT load it and run it again
+        (deletes and increments replay harmlessly)."""
+        commands = list(pipe.command_stack)
+        try:
+            return pipe.execute()
+        except redis.exceptions.NoScriptError:
+            script.sha = self.client.script_load(source)
+            retry = self.client.pipeline(transaction=False)
+            for args, options in commands:
+                if args[0] == "EVALSHA":
+                    args = ("EVALSHA", script.sha, *args[2:])
+                retry.execute_command(*args, **options)
+            return retry.execute()
+
     def _evalsha_fills(self, fills: Sequence[Fill]) -> list[object]:
         pipe = self.client.pipeline(transaction=False)
         for fill in fills:
@@ -176,12 +224,21 @@ def _raw(value: bytes | None) -> bytes | NoValue:
     return NO_VALUE if value is None else value
 
 
+def _checked(key: CacheKey) -> str | None:
+    """The counter a fill of ``key`` is checked against: its scope generation, or its guard."""
+    return key.generation or key.guard
+
+
 def _keys(key: CacheKey) -> list[str]:
-    return [key.entry, key.lease] + ([key.generation] if key.generation else [])
+    checked = _checked(key)
+    return [key.entry, key.lease] + ([checked] if checked else [])
 
 
 def _fill_args(fill: Fill) -> tuple[list[str], list[object]]:
-    return _keys(fill.key), [fill.token, fill.value, fill.ttl_ms, str(fill.generation)]
+    keys = _keys(fill.key)
+    checked = 1 if len(keys) == 3 else 0
+    args = [fill.token, fill.value, fill.ttl_ms, str(fill.generation), checked, fill.tag_ttl_ms]
+    return keys + list(fill.tags), args
 
 
 def _batches(keys: Iterable[bytes], select: Callable[[str], bool]) -> Iterator[list[bytes]]:

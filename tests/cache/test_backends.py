@@ -15,7 +15,7 @@ KEYS = KeyBuilder()
 
 
 def test_acquire_is_exclusive_and_reads_entry_and_generation(backend, redis_db):
-    key = KEYS.product_list({"page": 1}, "all")
+    key = KEYS.reviews(1, {"page": 1})
     redis_db.set(key.generation, 4)
     redis_db.set(key.entry, b"value")
     lookup = backend.acquire(key, "token-a", 5000)
@@ -56,7 +56,7 @@ def test_release_only_deletes_our_own_lease(backend, redis_db):
 
 
 def test_bump_is_an_incr_with_an_idle_expiry(backend, redis_db):
-    generation = KEYS.list_generation("all")
+    generation = KEYS.reviews_generation(1)
     backend.invalidate([], [generation, generation], 60_000)
     assert redis_db.get(generation) == b"2"
     assert 0 < redis_db.pttl(generation) <= 60_000
@@ -82,7 +82,7 @@ def test_null_backend_always_computes_and_never_stores(null_region, redis_db):
 def test_null_backend_accepts_every_write_operation(null_region):
     key = null_region.keys.product(1)
     null_region.invalidate([key])
-    null_region.bump(null_region.keys.list_generation("all"))
+    null_region.bump(null_region.keys.reviews_generation(1))
     assert null_region.purge() == 0
     assert null_region.fill_many([(key, payload(b"x"))], null_region.reserve([key])) == 1
     assert null_region.get_or_create(key, CountingCreator(status=404)).state == State.MISS

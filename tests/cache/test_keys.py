@@ -22,15 +22,15 @@ def test_product_key_layout():
 
 
 def test_parameter_order_never_makes_a_new_key():
-    first = KEYS.product_list({"page": 2, "sort": "price", "filters": {"a": 1, "b": [1, 2]}}, "all")
-    second = KEYS.product_list({"filters": {"b": [1, 2], "a": 1}, "sort": "price", "page": 2}, "all")
+    first = KEYS.reviews(1, {"page": 2, "sort": "price", "filters": {"a": 1, "b": [1, 2]}})
+    second = KEYS.reviews(1, {"filters": {"b": [1, 2], "a": 1}, "sort": "price", "page": 2})
     assert first == second
 
 
 def test_different_parameters_or_scopes_make_different_keys():
-    base = KEYS.product_list({"page": 1}, "all")
-    assert base != KEYS.product_list({"page": 2}, "all")
-    assert base.entry != KEYS.product_list({"page": 1}, "category.shoes").entry
+    base = KEYS.reviews(1, {"page": 1})
+    assert base != KEYS.reviews(1, {"page": 2})
+    assert base.entry != KEYS.reviews(2, {"page": 1}).entry
     assert KEYS.reviews(1, {"page": 1}) != KEYS.reviews(2, {"page": 1})
 
 
@@ -38,7 +38,7 @@ def test_prefix_and_schema_version_change_every_key():
     for other in (KeyBuilder(schema_version=SCHEMA_VERSION + 1), KeyBuilder(prefix="shelf-staging")):
         assert other.product(1).entry != KEYS.product(1).entry
         assert other.category_tree().entry != KEYS.category_tree().entry
-        assert other.product_list({}, "all").generation != KEYS.product_list({}, "all").generation
+        assert other.reviews(1, {}).generation != KEYS.reviews(1, {}).generation
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_prefix_and_schema_version_change_every_key():
         KEYS.product(9),
         KEYS.category("shoes"),
         KEYS.category_tree(),
-        KEYS.product_list({"page": 3}, "all"),
+        KEYS.reviews(1, {"page": 3}),
         KEYS.reviews(9, {"page": 1}),
     ],
     ids=lambda key: key.resource,
@@ -57,9 +57,9 @@ def test_keys_touched_together_share_one_cluster_slot(key):
 
 
 def test_list_pages_of_a_scope_share_the_slot_of_its_generation_counter():
-    pages = [KEYS.product_list({"page": n}, "all").entry for n in range(5)]
-    assert _slots(*pages, KEYS.list_generation("all")) == _slots(KEYS.list_generation("all"))
-    assert KEYS.product_list({}, "all").generation == KEYS.list_generation("all")
+    pages = [KEYS.reviews(1, {"page": n}).entry for n in range(5)]
+    assert _slots(*pages, KEYS.reviews_generation(1)) == _slots(KEYS.reviews_generation(1))
+    assert KEYS.reviews(1, {}).generation == KEYS.reviews_generation(1)
     assert KEYS.reviews(4, {}).generation == KEYS.reviews_generation(4)
 
 
@@ -68,7 +68,7 @@ def test_scopes_and_slugs_that_would_break_tags_or_patterns_are_refused(bad):
     with pytest.raises(ValueError):
         KEYS.category(bad)
     with pytest.raises(ValueError):
-        KEYS.product_list({}, bad)
+        KEYS.product_list({}, bad, "price")
 
 
 @pytest.mark.parametrize("bad", [-1, True, "7", 1.0])
@@ -78,7 +78,7 @@ def test_ids_must_be_non_negative_integers(bad):
 
 
 def test_key_kind_recognises_only_our_keys():
-    key = KEYS.product_list({}, "all")
+    key = KEYS.reviews(1, {})
     assert [key_kind(k) for k in (key.entry, key.lease, key.generation)] == ["body", "lease", "gen"]
     assert key_kind(KEYS.negative_budget(1)) is None
     assert key_kind("someone:else") is None

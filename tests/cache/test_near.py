@@ -89,8 +89,8 @@ def test_a_fill_by_another_process_replaces_the_local_copy(near, other, keys, re
 
 
 def test_a_generation_bump_drops_every_page_of_the_scope(near, other, keys, redis_db):
-    pages = [keys.product_list({"page": page}, "all") for page in (1, 2)]
-    elsewhere = keys.product_list({"page": 1}, "shoes")
+    pages = [keys.reviews(1, {"page": page}) for page in (1, 2)]
+    elsewhere = keys.reviews(2, {"page": 1})
     for key in [*pages, elsewhere]:
         redis_db.set(key.entry, entry(b"page"))
         assert near.get(key).generation == 0
@@ -98,7 +98,7 @@ def test_a_generation_bump_drops_every_page_of_the_scope(near, other, keys, redi
     assert [near.get(key).generation for key in pages] == [1, 1]
     assert near.local_hits == []  # both pages were read from Redis again
     near.get(elsewhere)
-    assert near.local_hits == ["product_list"]
+    assert near.local_hits == ["reviews"]
 
 
 def test_an_invalidation_during_the_read_keeps_the_value_out(near, other, keys, redis_db, monkeypatch):

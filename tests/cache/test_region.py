@@ -53,7 +53,7 @@ def test_jitter_shortens_ttls_by_at_most_the_configured_fraction(make_region, re
 
 @pytest.mark.parametrize("scoped", [False, True], ids=["product GET", "list page MGET"])
 def test_a_fresh_hit_costs_exactly_one_redis_command(region, backend, cache_redis_url, scoped):
-    key = region.keys.product_list({"page": 1}, "all") if scoped else region.keys.product(5)
+    key = region.keys.reviews(1, {"page": 1}) if scoped else region.keys.product(5)
     region.get_or_create(key, CountingCreator())
 
     def hit():
@@ -65,7 +65,7 @@ def test_a_fresh_hit_costs_exactly_one_redis_command(region, backend, cache_redi
 
 
 def test_a_write_invalidation_is_one_pipeline_and_one_barrier(region, backend, redis_db, cache_redis_url):
-    product, page = region.keys.product(7), region.keys.product_list({"page": 1}, "all")
+    product, page = region.keys.product(7), region.keys.reviews(1, {"page": 1})
     for key in (product, page):
         region.get_or_create(key, CountingCreator())
 
@@ -145,20 +145,20 @@ def test_invalidate_during_a_fill_rejects_the_stale_set(region, registry, redis_
 
 
 def test_bump_during_a_list_fill_rejects_the_stale_set(region, registry):
-    key, creator = region.keys.product_list({"page": 1}, "all"), CountingCreator(b"old")
-    _race(region, key, creator, lambda: region.bump(region.keys.list_generation("all")))
-    assert sample(registry, "fill_rejected", "product_list") == 1
+    key, creator = region.keys.reviews(1, {"page": 1}), CountingCreator(b"old")
+    _race(region, key, creator, lambda: region.bump(region.keys.reviews_generation(1)))
+    assert sample(registry, "fill_rejected", "reviews") == 1
     fresh = region.get_or_create(key, creator)
     assert (fresh.state, fresh.entry.body, fresh.entry.generation) == (State.MISS, b"new", 1)
     assert region.get_or_create(key, creator).entry.body == b"new"
 
 
 def test_bump_turns_every_page_of_the_scope_into_a_miss(region):
-    pages = [region.keys.product_list({"page": n}, "all") for n in range(3)]
-    other_scope = region.keys.product_list({"page": 0}, "category.shoes")
+    pages = [region.keys.reviews(1, {"page": n}) for n in range(3)]
+    other_scope = region.keys.reviews(2, {"page": 0})
     for key in [*pages, other_scope]:
         region.get_or_create(key, CountingCreator(b"v1"))
-    region.bump(region.keys.list_generation("all"))
+    region.bump(region.keys.reviews_generation(1))
     states = [region.get_or_create(key, CountingCreator(b"v2")).state for key in pages]
     assert states == [State.MISS] * 3
     assert region.get_or_create(other_scope, CountingCreator()).state == State.HIT

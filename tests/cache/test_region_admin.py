@@ -13,14 +13,14 @@ from .support import CountingCreator, payload, sample
 def filled(region):
     keys = {
         "product": region.keys.product(1),
-        "product_list": region.keys.product_list({"page": 1}, "all"),
+        "reviews": region.keys.reviews(1, {"page": 1}),
         "category": region.keys.category("shoes"),
         "category_tree": region.keys.category_tree(),
     }
     for key in keys.values():
         region.get_or_create(key, CountingCreator())
-    region.bump(region.keys.list_generation("all"))
-    region.get_or_create(keys["product_list"], CountingCreator())
+    region.bump(region.keys.reviews_generation(1))
+    region.get_or_create(keys["reviews"], CountingCreator())
     return keys
 
 
@@ -35,7 +35,7 @@ def test_purge_everything_keeps_generation_counters(region, filled, redis_db):
     redis_db.set("not-ours", 1)
     assert region.purge() == 4
     assert redis_db.keys("shelf:*:body*") == []
-    assert redis_db.get(region.keys.list_generation("all")) == b"1"
+    assert redis_db.get(region.keys.reviews_generation(1)) == b"1"
     assert redis_db.exists("not-ours")
 
 
@@ -56,11 +56,11 @@ def test_fill_many_stores_reserved_keys(region, redis_db, registry):
 
 
 def test_fill_many_never_overwrites_after_an_invalidation_or_bump(region):
-    product, page = region.keys.product(1), region.keys.product_list({"page": 1}, "all")
+    product, page = region.keys.product(1), region.keys.reviews(1, {"page": 1})
     untouched = region.keys.product(2)
     reservation = region.reserve([product, page, untouched])
     region.invalidate([product])  # a write committed after the warmer read its data
-    region.bump(region.keys.list_generation("all"))
+    region.bump(region.keys.reviews_generation(1))
     items = [(product, payload(b"old")), (page, payload(b"old")), (untouched, payload(b"ok"))]
     assert region.fill_many(items, reservation) == 1
     assert region.get_or_create(product, CountingCreator(b"new")).entry.body == b"new"

@@ -127,7 +127,7 @@ def test_invalidate_and_bump_report_failures_for_the_outbox(make_region, flaky):
     with pytest.raises(CacheUnavailable):
         region.invalidate([region.keys.product(1)])
     with pytest.raises(CacheUnavailable):
-        region.bump(region.keys.list_generation("all"))
+        region.bump(region.keys.reviews_generation(1))
     with pytest.raises(CacheUnavailable):
         region.purge()
 
