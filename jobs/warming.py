@@ -1,4 +1,5 @@
-"""Cache warming: fill product entries (and a category's first list pages) ahead of reads.
+"""Cache warming: fill product entries, their first review page (and a category's first list
+pages) ahead of reads.
 
 Warming uses the read path's own fill rules: per batch it takes the keys'
 leases *before* one SELECT reads the rows, then stores them in one pipelined
@@ -18,8 +19,8 @@ from sqlalchemy.orm import Session
 from api import caching, pagination, product_pages
 from api.models import Product, ProductRatingSummary
 from api.popularity import most_viewed
-from api.representations import render_product
-from api.schemas import SORTS, ProductListQuerySchema
+from api.representations import REVIEW_PAGE, render, render_product
+from api.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
 from api.services import products as product_service
 from api.services.categories import get_category_by_slug, subtree_ids
 
@@ -64,8 +65,30 @@ def warm_products(db: Session, region, product_ids: list[int]) -> int:
     reserved = [pid for pid in product_ids if keys[pid] in reservation.generations]
     if not reserved:
         return 0
-    rows = db.scalars(select(Product).where(Product.id.in_(reserved), Product.is_active)).unique()
+    rows = list(db.scalars(select(Product).where(Product.id.in_(reserved), Product.is_active)).unique())
     items = [(keys[p.id], caching.payload(render_product(p))) for p in rows]
+    db.expunge_all()
+    stored = region.fill_many(items, reservation)
+    warm_review_pages(db, region, [p.id for p in rows])
+    return stored
+
+
+def warm_review_pages(db: Session, region, product_ids: list[int]) -> int:
+    """The first page of each product's reviews (the default page size), keyed as a request's."""
+    limit = PageQuerySchema().load({})["limit"]
+    keys = {pid: region.keys.reviews(pid, {"limit": limit, "cursor": None}) for pid in product_ids}
+    reservation = region.reserve(list(keys.values()))
+    reserved = [pid for pid in product_ids if keys[pid] in reservation.generations]
+    if not reserved:
+        return 0
+    secret = context.app().config["SHELF"].secret_key
+    items = []
+    for pid, (rows, last) in product_service.first_review_pages(db, reserved, limit).items():
+        query = {"limit": limit, "cursor": None, "product_id": pid}
+        cursor = None if last is None else pagination.encode(secret, query, last)
+        items.append(
+            (keys[pid], caching.payload(render(REVIEW_PAGE, {"items": rows, "next_cursor": cursor})))
+        )
     db.expunge_all()
     return region.fill_many(items, reservation)
 

@@ -313,6 +313,29 @@ def test_warm_trigger_queues_a_job_that_fills_the_cache(client, engine, auth, qu
         assert client.get(f"/v1/products/{product_id}").headers["X-Cache"] == "HIT"
 
 
+def test_warming_fills_each_products_first_review_page_as_a_read_would(
+    client, make_app, engine, auth, queue_redis
+):
+    products = make_products(engine, make_category(engine), 3)
+    for n in range(23):  # 23 reviews: a full first page of 20 and a next cursor
+        review = {"rating": 1 + n % 5, "title": f"Review {n}", "author": "Ann"}
+        assert (
+            client.post(f"/v1/products/{products[0].id}/reviews", json=review, headers=auth).status_code
+            == 201
+        )
+    ids = [p.id for p in products]
+    response = client.post("/v1/admin/cache/warm", json={"scope": "ids", "ids": ids}, headers=auth)
+    assert response.status_code == 202
+    run_worker(queue_redis)
+    uncached = make_app(cache_enabled=False).test_client()
+    for product_id in ids:
+        warmed = client.get(f"/v1/products/{product_id}/reviews")
+        assert warmed.headers["X-Cache"] == "HIT"
+        assert warmed.get_data() == uncached.get(f"/v1/products/{product_id}/reviews").get_data()
+    cursor = client.get(f"/v1/products/{ids[0]}/reviews").get_json()["next_cursor"]
+    assert len(client.get(f"/v1/products/{ids[0]}/reviews?cursor={cursor}").get_json()["items"]) == 3
+
+
 def test_warming_a_category_fills_its_first_list_pages(client, engine, auth, queue_redis):
     category = make_category(engine)
     make_products(engine, category, 3)

@@ -185,7 +185,24 @@ def list_reviews(db: Session, product_id: int, limit: int, after: list | None):
             raise InvalidInput("malformed cursor", field="cursor") from exc
         stmt = stmt.where(tuple_(Review.created_at, Review.id) < bound)
     stmt = stmt.order_by(Review.created_at.desc(), Review.id.desc()).limit(limit + 1)
-    rows = list(db.scalars(stmt))
+    return _review_page(list(db.scalars(stmt)), limit)
+
+
+def first_review_pages(
+    db: Session, product_ids: list[int], limit: int
+) -> dict[int, tuple[list[Review], list | None]]:
+    """The first page of each product's reviews, as ``list_reviews`` gives it, in one query."""
+    order = (Review.created_at.desc(), Review.id.desc())
+    rank = func.row_number().over(partition_by=Review.product_id, order_by=order).label("rank")
+    ranked = select(Review.id, rank).where(Review.product_id.in_(product_ids)).subquery()
+    stmt = select(Review).join(ranked, ranked.c.id == Review.id).where(ranked.c.rank <= limit + 1)
+    pages: dict[int, list[Review]] = {pid: [] for pid in product_ids}
+    for review in db.scalars(stmt.order_by(Review.product_id, *order)):
+        pages[review.product_id].append(review)
+    return {pid: _review_page(rows, limit) for pid, rows in pages.items()}
+
+
+def _review_page(rows: list[Review], limit: int) -> tuple[list[Review], list | None]:
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
