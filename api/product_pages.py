@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from decimal import Decimal
 
 import orjson
 from sqlalchemy import select
@@ -37,10 +38,7 @@ from .services.products import ProductPage
 def page_key(keys: KeyBuilder, query: dict) -> CacheKey:
     """A page's key: the validated query in one canonical form (10, 10.0 and 10.00 are one price),
     in its category filter's scope, guarded per sort column."""
-    params = {
-        name: f"{value:.2f}" if name.endswith("_price") and value is not None else value
-        for name, value in query.items()
-    }
+    params = {name: f"{value:.2f}" if isinstance(value, Decimal) else value for name, value in query.items()}
     scope = query["category"] or list_deps.ALL
     return keys.product_list(params, scope, list_deps.COLUMNS[query["sort"]])
 

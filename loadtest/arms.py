@@ -44,6 +44,8 @@ class Arm:
 
 
 DETAIL_ONLY = (("ShopperUser",), ("--revalidate-share", "0"))
+HEAVY_WRITES = ("--write-share", "0.1")
+"""The write-heavy arms' share of writes (ten times the default), to see how the cache degrades."""
 
 
 def detail_without(name: str, part: str, setting: str, what_it_shows: str) -> Arm:
@@ -56,6 +58,12 @@ ARMS = {
     "warm": Arm("warm", "mixed workload, cache on, pre-warmed", True, True, MIXED),
     "cold": Arm("cold", "mixed workload, cache on, purged before the load", True, False, MIXED),
     "off": Arm("off", "mixed workload, cache off (SHELF_CACHE_ENABLED=false)", False, False, MIXED),
+    "warm-heavy": Arm(
+        "warm-heavy", "mixed workload with 10% writes, cache on, pre-warmed", True, True, MIXED, HEAVY_WRITES
+    ),
+    "off-heavy": Arm(
+        "off-heavy", "mixed workload with 10% writes, cache off", False, False, MIXED, HEAVY_WRITES
+    ),
     "detail": Arm(
         "detail", "product detail only (no revalidation), cache on, pre-warmed", True, True, *DETAIL_ONLY
     ),
@@ -74,8 +82,9 @@ ARMS = {
     ),
     "floor": Arm("floor", "/healthz only (the framework's floor)", True, False, FLOOR),
 }
-"""Every arm the runner knows: three mixed-workload arms, then product detail alone (cached, uncached,
-cached without the rate limiter, cached without the fast path) and /healthz alone."""
+"""Every arm the runner knows: three mixed-workload arms, two with ten times the writes, then product
+detail alone (cached, uncached, cached without the rate limiter, cached without the fast path) and
+/healthz alone."""
 
 
 def app_env(base: dict[str, str], opts: argparse.Namespace, arm: Arm) -> dict[str, str]:

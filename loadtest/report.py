@@ -213,7 +213,68 @@ def targets(results: dict) -> list[Target]:
             f"{pct(hits, 2)} (all resources: {pct(overall, 2)})",
             None if hits is None else hits >= 0.99,
         ),
+        *browsing_targets(arms),
+        *whole_mix_targets(arms.get("warm"), arms.get("off")),
     ]
+
+
+BROWSING = {"product_list": "product list", "reviews": "review page", "category_tree": "category tree"}
+BROWSING["category"] = "category detail"
+
+
+def browsing_targets(arms: dict) -> list[Target]:
+    """Each browsing resource's hit ratio in the warm mixed arm: at least 90%."""
+    if "warm" not in arms:
+        return []
+    found = []
+    for resource, label in BROWSING.items():
+        ratio_ = cache_ratio(arms["warm"], resource)
+        served = sum(arms["warm"]["metrics"]["cache"].get(resource, {}).values())
+        found.append(
+            Target(
+                f"Hit ratio of {label}s in the warm mixed arm: at least 90%",
+                f"{pct(ratio_)} of {served:,.0f} reads",
+                None if ratio_ is None else ratio_ >= 0.9,
+            )
+        )
+    return found
+
+
+def whole_mix_targets(warm: dict | None, off: dict | None) -> list[Target]:
+    if not warm or not off:
+        return []
+    cached, uncached = total(warm), total(off)
+    speedup = ratio(cached.get("rps"), uncached.get("rps"))
+    return [
+        Target(
+            "Whole mixed workload, warm vs off, requests/s: at least 3x",
+            f"{rate(cached.get('rps'))} vs {rate(uncached.get('rps'))} req/s = {times(speedup)}",
+            None if speedup is None else speedup >= 3,
+        ),
+        Target(
+            "Whole mixed workload: the warm arm's p99 below the off arm's p50",
+            f"{ms(cached.get('p99'))} vs {ms(uncached.get('p50'))} ms",
+            None
+            if cached.get("p99") is None or uncached.get("p50") is None
+            else cached["p99"] < uncached["p50"],
+        ),
+    ]
+
+
+def page_cost_lines(results: dict) -> list[str]:
+    """What one list-page hit costs, near cache on and off (``loadtest.page_costs``)."""
+    lines = []
+    for measured in results.get("page_costs") or []:
+        reads = measured["reads"]
+        trips = sorted({read["redis_round_trips"] for read in reads})
+        sql = sorted({read["sql_statements"] for read in reads})
+        states = sorted({read["x_cache"] for read in reads})
+        near = "on" if measured["near_cache_entries"] else "off"
+        lines.append(
+            f"- One list-page hit, near cache {near} ({len(reads)} first pages, {'/'.join(states)}): "
+            f"{'–'.join(map(str, trips))} Redis round trips, {'–'.join(map(str, sql))} SQL statements."
+        )
+    return lines
 
 
 def cpu_ms_per_request(arm: dict | None) -> float | None:
@@ -224,7 +285,8 @@ def cpu_ms_per_request(arm: dict | None) -> float | None:
 
 
 def cost_line(arms: dict) -> list[str]:
-    names = [name for name in ("warm", "off", "detail", "detail-off", *DIAGNOSTICS, "floor") if name in arms]
+    order = ("warm", "off", "warm-heavy", "off-heavy", "detail", "detail-off", *DIAGNOSTICS, "floor")
+    names = [name for name in order if name in arms]
     costs = [
         f"{name} {cpu_ms_per_request(arms[name]):.2f}" for name in names if cpu_ms_per_request(arms[name])
     ]
@@ -239,7 +301,7 @@ def cost_line(arms: dict) -> list[str]:
 def tldr(results: dict) -> str:
     arms = results["arms"]
     lines = [target.line() for target in targets(results)]
-    lines += diagnostic_lines(arms) + cost_line(arms)
+    lines += diagnostic_lines(arms) + cost_line(arms) + page_cost_lines(results) + heavy_lines(arms)
     shares = [load_share(arm) for arm in arms.values() if load_share(arm) is not None]
     if shares:
         lines.append(
@@ -254,6 +316,22 @@ def tldr(results: dict) -> str:
 
 DIAGNOSTICS = {name: arm.switched_off for name, arm in ARMS.items() if arm.switched_off}
 """Diagnostic arms, and the part of the app each switches off."""
+
+
+def heavy_lines(arms: dict) -> list[str]:
+    """How the write-heavy arms compare with each other and with the default mix (not a target)."""
+    if "warm-heavy" not in arms or "off-heavy" not in arms:
+        return []
+    cached, uncached = total(arms["warm-heavy"]), total(arms["off-heavy"])
+    ratios = ", ".join(
+        f"{BROWSING.get(resource, resource)} {pct(cache_ratio(arms['warm-heavy'], resource))}"
+        for resource in ("product", *BROWSING)
+    )
+    return [
+        f"- With 10% writes (warm-heavy vs off-heavy): {rate(cached.get('rps'))} vs "
+        f"{rate(uncached.get('rps'))} req/s = {times(ratio(cached.get('rps'), uncached.get('rps')))}, "
+        f"p95 {ms(cached.get('p95'))} vs {ms(uncached.get('p95'))} ms; hit ratios {ratios}."
+    ]
 
 
 def diagnostic_lines(arms: dict) -> list[str]:
@@ -364,7 +442,7 @@ def arm_table(arms: dict) -> str:
 
 
 def resource_table(arms: dict) -> str:
-    cached = {name: arm for name, arm in arms.items() if name in ("warm", "cold", "detail")}
+    cached = {name: arm for name, arm in arms.items() if name in ("warm", "cold", "warm-heavy", "detail")}
     resources = sorted({resource for arm in cached.values() for resource in arm["metrics"]["cache"]})
     rows = []
     for resource in resources:

@@ -22,7 +22,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from . import arms, catalog, environment, report
+from . import arms, catalog, environment, page_costs, report
 from .profile import profile_hit_path
 from .server import ROOT
 
@@ -119,6 +119,8 @@ def run(opts: argparse.Namespace) -> Path:
         "arms": {},
         "rounds": [],
     }
+    say("page costs: Redis round trips and SQL statements of one list-page hit")
+    results["page_costs"] = page_costs.measure(opts.database_url, opts.redis_url)
     for name in opts.arms.split(","):
         results["arms"][name] = run_one(name, opts, base_env, results_dir / name)
         save(results, results_dir)
