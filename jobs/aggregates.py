@@ -33,7 +33,7 @@ def recompute_product(product_id: int) -> dict:
         aggregates.recompute_product_ratings(db, [product_id])
         db.refresh(product.rating)
         categories = aggregates.categories_affected(db, [product.category_id])
-        counts_changed = _recompute_stats(db, categories)
+        _, counts_changed = _recompute_stats(db, categories)
         moved = ((before, listing(product)),)
         record(
             db,
@@ -50,9 +50,7 @@ def recompute_categories(category_ids: list[int]) -> dict:
     _started()
     with context.session() as db:
         categories = aggregates.categories_affected(db, category_ids)
-        before = aggregates.product_counts(db, categories)
-        rows = aggregates.recompute_category_stats(db, categories)
-        counts_changed = aggregates.product_counts(db, categories) != before
+        rows, counts_changed = _recompute_stats(db, categories)
         record(db, Change(AGGREGATES, (), tuple(categories), counts_changed=counts_changed))
         db.commit()
     return {"categories": categories, "rows": rows}
@@ -76,11 +74,12 @@ def recompute_all() -> dict:
     return {"products_changed": len(changed), "categories": len(categories)}
 
 
-def _recompute_stats(db, categories: list[int]) -> bool:
-    """Recompute the categories' stats; True when a product count (what the tree shows) moved."""
+def _recompute_stats(db, categories: list[int]) -> tuple[int, bool]:
+    """Recompute the categories' stats: rows written, and whether a product count (what the tree
+    shows) moved."""
     before = aggregates.product_counts(db, categories)
-    aggregates.recompute_category_stats(db, categories)
-    return aggregates.product_counts(db, categories) != before
+    rows = aggregates.recompute_category_stats(db, categories)
+    return rows, aggregates.product_counts(db, categories) != before
 
 
 def _rating_moves(db, product_ids: list[int], before: dict[int, tuple]) -> tuple:

@@ -25,6 +25,8 @@ from ..keys import CacheKey
 
 # KEYS: entry, lease[, generation or guard], tag sets...
 # ARGV: token, value, ttl ms, expected generation or guard, 1 if KEYS[3] is one (else 0), tag ttl ms
+# Each tag set is swept a little on every fill (two members sampled, dropped if their entry expired):
+# a set only a category write drops would otherwise keep every page that ever expired.
 FILL_SCRIPT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -32,6 +34,9 @@ local checked = tonumber(ARGV[5])
 if checked == 1 and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 for i = 3 + checked, #KEYS do
+    for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], 2)) do
+        if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+    end
     redis.call('SADD', KEYS[i], KEYS[1])
     redis.call('PEXPIRE', KEYS[i], ARGV[6])
 end

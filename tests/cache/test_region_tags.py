@@ -83,6 +83,14 @@ def test_a_guard_of_another_column_does_not_refuse_the_fill(region, registry):
     assert sample(registry, "fills", "product_list") == 1
 
 
+def test_a_fill_sweeps_expired_entries_out_of_its_tag_sets(region, redis_db):
+    gone, live = page(region, 9), page(region, 10)
+    region.get_or_create(gone, tagged(b"old", "scope"))
+    redis_db.delete(gone.entry)  # expired
+    region.get_or_create(live, tagged(b"new", "scope"))
+    assert redis_db.smembers(tag_key(live.entry, "scope")) == {live.entry.encode()}
+
+
 def test_tags_are_dropped_after_redis_forgot_the_script(region, redis_db):
     key = page(region, 6)
     region.get_or_create(key, tagged(b"x", "t"))
