@@ -17,6 +17,7 @@ from . import (
     errors,
     fast_path,
     guard_rails,
+    keep_alive,
     metrics,
     request_guards,
     request_log,
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)
+    keep_alive.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
     fast_path.init_app(app, settings)  # before the guard rails: it must sit inside their ProxyFix
     guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry

@@ -111,8 +111,8 @@ class Product(Base):
         lazy="joined", innerjoin=True, cascade="all, delete-orphan", passive_deletes=True
     )
 
-    # Optimistic concurrency: every UPDATE bumps version, and a concurrent
-    # update of the same row fails instead of silently overwriting.
+    # Every UPDATE bumps version (ETags and If-Match follow it) and checks it: writes lock the row
+    # first (services.products.WRITE_LOCK), so the check only stops a write that did not.
     __mapper_args__ = {"version_id_col": version}
 
 

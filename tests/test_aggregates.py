@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -270,3 +272,43 @@ def test_categories_affected_adds_every_ancestor(engine, catalog):
         assert categories_affected(conn, [child, roots[-1]]) == sorted({child, parent, roots[-1]})
         assert categories_affected(conn, [parent]) == [parent]
         assert categories_affected(conn, []) == []
+
+
+def waiting_for_a_lock(engine) -> bool:
+    with engine.connect() as conn:
+        query = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        return conn.scalar(text(query)) > 0
+
+
+def test_a_rating_refresh_that_waited_for_another_counts_the_reviews_committed_meanwhile(engine, catalog):
+    """Two refreshes of one product at once (a review's job and the periodic one, say): the one that
+    waits must not write over the other's result with the reviews it read before waiting."""
+    product_id = next(iter(catalog.products))
+    with engine.begin() as conn:
+        recompute_product_ratings(conn, [product_id])
+
+    def refresh():
+        with engine.begin() as conn:
+            recompute_product_ratings(conn, [product_id])
+
+    with engine.connect() as first:
+        recompute_product_ratings(first, [product_id])  # holds the row until it commits
+        second = threading.Thread(target=refresh)
+        second.start()
+        deadline = time.monotonic() + 30
+        while not waiting_for_a_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO reviews (product_id, rating, title, author) VALUES (:id, 5, 't', 'a')"),
+                {"id": product_id},
+            )
+        catalog.ratings[product_id].append(5)
+        recompute_product_ratings(first, [product_id])
+        first.commit()
+    second.join(timeout=30)
+
+    assert summaries(engine)[product_id][:3] == expected_summary(catalog, product_id)

@@ -26,7 +26,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIPE) -> subprocess.Popen:
+def start(
+    settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIPE, **shelf_env: str
+) -> subprocess.Popen:
+    """Start gunicorn over the test servers; ``shelf_env`` adds or overrides environment variables."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -36,6 +39,7 @@ def start(settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIP
         "SHELF_WEB_WORKERS": "2",
         "SHELF_WEB_THREADS": "2",
         "SHELF_LOG_LEVEL": log_level,
+        **shelf_env,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -60,10 +64,8 @@ def all_workers_listen(process: subprocess.Popen, port: int, workers: int = 2) -
         return False
 
 
-@pytest.fixture
-def server(settings, redis_client):
-    port = free_port()
-    process = start(settings, port)
+def wait_until_serving(process: subprocess.Popen, port: int) -> str:
+    """The server's base URL, once every worker listens (30 seconds at most)."""
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,7 +77,14 @@ def server(settings, redis_client):
     # /healthz answers as soon as one worker is up; the other may still be booting on a busy machine.
     while time.monotonic() < deadline and not all_workers_listen(process, port):
         time.sleep(0.1)
-    yield base, process
+    return base
+
+
+@pytest.fixture
+def server(settings, redis_client):
+    port = free_port()
+    process = start(settings, port)
+    yield wait_until_serving(process, port), process
     process.terminate()
     process.communicate(timeout=15)
 

@@ -92,7 +92,7 @@ class ProductsById(MethodView):
     def patch(self, changes, product_id):
         """Change some fields of a product (inactive ones too). Send If-Match to avoid lost updates."""
         session = db.session()
-        product = service.get_product(session, product_id, include_inactive=True)
+        product = service.get_product(session, product_id, include_inactive=True, for_update=True)
         check_if_match(render_product(product))
         product = service.update_product(session, product, changes)
         session.commit()
@@ -107,7 +107,7 @@ class ProductsById(MethodView):
     def delete(self, product_id):
         """Delete a product and its reviews."""
         session = db.session()
-        product = service.get_product(session, product_id, include_inactive=True)
+        product = service.get_product(session, product_id, include_inactive=True, for_update=True)
         check_if_match(render_product(product))
         service.delete_product(session, product)
         session.commit()

@@ -42,6 +42,22 @@ _PRODUCT_RATINGS = text(
     """
 ).bindparams(_IDS)
 
+# Taken in its own statement before the refresh computes. Under READ COMMITTED each statement reads
+# its own snapshot, and an upsert alone computes first and waits for the row after: a refresh that
+# waited for another one to commit would then write over it with the reviews it read before (a
+# review that both should count lost from the rating). Locked first, it computes after the wait.
+# ORDER BY: refreshes of several rows lock them in one order, so they cannot deadlock.
+_LOCK_PRODUCT_RATINGS = text(
+    """
+    SELECT count(*) FROM (
+        SELECT 1 FROM product_rating_summaries
+        WHERE CAST(:ids AS integer[]) IS NULL OR product_id = ANY(CAST(:ids AS integer[]))
+        ORDER BY product_id
+        FOR UPDATE
+    ) AS locked
+    """
+).bindparams(_IDS)
+
 # Products are first summed per their own category, then rolled up to each target over its subtree:
 # sums, counts, minima and maxima compose, averages would not. Ratings come from the products'
 # histograms (sum of k * count of k) rather than the reviews: the same numbers, from one row per
@@ -104,8 +120,10 @@ _ANCESTORS = text(
 def recompute_product_ratings(db: Session | Connection, product_ids: list[int] | None = None) -> int:
     """Rewrite the rating summary of the given products (all when ``None``); returns rows written.
 
-    Products without reviews get a row too (count 0, average 0, an all-zero histogram).
+    Products without reviews get a row too (count 0, average 0, an all-zero histogram). Refreshes of
+    one product take turns, each counting the reviews committed before it ran.
     """
+    db.execute(_LOCK_PRODUCT_RATINGS, {"ids": product_ids})
     return db.execute(_PRODUCT_RATINGS, {"ids": product_ids}).rowcount
 
 

@@ -36,9 +36,23 @@ SORT_COLUMNS = {
 
 MAX_ID = 2**31 - 1
 
+WRITE_LOCK = {"of": Product, "key_share": True}
+"""``FOR NO KEY UPDATE OF products``, the lock an UPDATE of the row takes anyway, taken when a write
+reads it: writes to one product take turns, each reading the row as the one before committed it, so
+none finds its version gone (a 409) and If-Match is compared with the current row. A review's
+insert (its foreign key takes ``KEY SHARE``) does not wait for it."""
 
-def get_product(db: Session, product_id: int, *, include_inactive: bool = False) -> Product:
-    product = db.get(Product, product_id, populate_existing=True) if 0 < product_id <= MAX_ID else None
+
+def get_product(
+    db: Session, product_id: int, *, include_inactive: bool = False, for_update: bool = False
+) -> Product:
+    """The product; ``for_update`` locks its row (``WRITE_LOCK``) until the transaction ends."""
+    lock = WRITE_LOCK if for_update else None
+    product = (
+        db.get(Product, product_id, populate_existing=True, with_for_update=lock)
+        if 0 < product_id <= MAX_ID
+        else None
+    )
     if product is None or not (product.is_active or include_inactive):
         raise NotFound(f"product {product_id} not found")
     return product
