@@ -3,12 +3,14 @@ worker listens on its own socket, and a port already taken is refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -26,7 +28,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIPE) -> subprocess.Popen:
+def start(
+    settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIPE, extra_env: dict | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -36,6 +40,7 @@ def start(settings, port: int, log_level: str = "WARNING", stderr=subprocess.PIP
         "SHELF_WEB_WORKERS": "2",
         "SHELF_WEB_THREADS": "2",
         "SHELF_LOG_LEVEL": log_level,
+        **(extra_env or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -60,11 +65,9 @@ def all_workers_listen(process: subprocess.Popen, port: int, workers: int = 2) -
         return False
 
 
-@pytest.fixture
-def server(settings, redis_client):
-    port = free_port()
-    process = start(settings, port)
-    base = f"http://127.0.0.1:{port}"
+def wait_until_served(base: str, process: subprocess.Popen) -> None:
+    """/healthz answers, and every worker listens (the first answers while the other may still boot)."""
+    port = int(base.rsplit(":", 1)[1])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -75,6 +78,14 @@ def server(settings, redis_client):
     # /healthz answers as soon as one worker is up; the other may still be booting on a busy machine.
     while time.monotonic() < deadline and not all_workers_listen(process, port):
         time.sleep(0.1)
+
+
+@pytest.fixture
+def server(settings, redis_client):
+    port = free_port()
+    process = start(settings, port)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_served(base, process)
     yield base, process
     process.terminate()
     process.communicate(timeout=15)
@@ -131,3 +142,26 @@ def test_it_says_where_it_listens(settings, redis_client, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_an_over_long_request_target_is_the_apps_414_problem(server):
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{base}/v1/products?q=" + "a" * 8_100, timeout=5)  # noqa: S310
+    assert caught.value.code == 414
+    assert caught.value.headers["Content-Type"] == "application/problem+json"
+    body = json.loads(caught.value.read())
+    assert "over the 8000-byte limit" in body["detail"]
+    assert body["request_id"]  # the app answered, with its request id and log line
+
+
+def test_a_request_line_over_gunicorns_limit_is_a_414_problem_too(server):
+    """gunicorn answers a request line over limit_request_line itself, before the app: problem+json."""
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{base}/v1/products?q=" + "a" * 9_000, timeout=5)  # noqa: S310
+    assert caught.value.code == 414
+    assert caught.value.headers["Content-Type"] == "application/problem+json"
+    body = json.loads(caught.value.read())
+    assert body["status"] == 414
+    assert body["detail"].startswith("Request Line is too large")
