@@ -37,11 +37,15 @@ SEED = 20261201  # the same requests every run, so a red build can be replayed
 
 @pytest.fixture
 def catalog(engine):
-    """The demo catalog (the categories the document's examples name among them); the slugs of the
-    categories products can go in."""
+    """The demo catalog (the categories the document's examples name among them): the slugs of the
+    categories products go in, and of the top-level ones."""
     seed_catalog(engine, products=200, reviews=500, seed=SEED)
     with engine.connect() as conn:
-        return list(conn.execute(text("SELECT slug FROM categories WHERE parent_id IS NOT NULL")).scalars())
+        rows = conn.execute(text("SELECT slug, parent_id IS NULL FROM categories")).all()
+    return {
+        "SHELF_FUZZ_CATEGORIES": ",".join(slug for slug, top in rows if not top),
+        "SHELF_FUZZ_PARENTS": ",".join(slug for slug, top in rows if top),
+    }
 
 
 @pytest.fixture
@@ -63,7 +67,7 @@ def served(settings, redis_client, catalog):
     process.wait(timeout=15)
 
 
-def schemathesis_run(base: str, token: str, categories: list[str], report) -> subprocess.CompletedProcess:
+def schemathesis_run(base: str, token: str, categories: dict, report) -> subprocess.CompletedProcess:
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json"),
         *("--max-examples", str(EXAMPLES), "--phases", PHASES, "--checks", CHECKS),
@@ -75,7 +79,7 @@ def schemathesis_run(base: str, token: str, categories: list[str], report) -> su
         **os.environ,
         "PYTHONPATH": str(ROOT),  # for the hooks module
         "SCHEMATHESIS_HOOKS": "tests.guard_rails.fuzz_hooks",
-        "SHELF_FUZZ_CATEGORIES": ",".join(categories),
+        **categories,  # for the hooks
     }
     # The CLI keeps a cache in its working folder: the report's, never the work tree.
     return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
