@@ -35,6 +35,11 @@ max_requests_jitter = max_requests // 10
 # 31 of 32 on one worker, whose single core (the GIL) then served them all while the other idled.
 reuse_port = hasattr(socket, "SO_REUSEPORT")
 
+# The longest request line gunicorn reads (its maximum). The app's own bound on the path and query
+# string is lower (api.request_guards.MAX_TARGET_BYTES), so it answers over-long ones itself, with its
+# headers and log line; gunicorn answers only what is longer still, in problem+json as well.
+limit_request_line = 8190
+
 loglevel = (os.environ.get("SHELF_LOG_LEVEL") or "info").lower()
 # The app writes one JSON line per request itself; gunicorn's access log would say it twice.
 accesslog = os.environ.get("SHELF_WEB_ACCESS_LOG") or None
@@ -75,6 +80,13 @@ def on_starting(server):
             probe.bind(sockaddr)
         except OSError as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def post_fork(server, worker):
+    """gunicorn's own error pages (414, 431, 400 before the app runs) in problem+json."""
+    from api.server_errors import install
+
+    install()
 
 
 def child_exit(server, worker):

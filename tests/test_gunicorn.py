@@ -3,12 +3,14 @@ worker listens on its own socket, and a port already taken is refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -140,3 +142,26 @@ def test_it_says_where_it_listens(settings, redis_client, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_an_over_long_request_target_is_the_apps_414_problem(server):
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{base}/v1/products?q=" + "a" * 8_100, timeout=5)  # noqa: S310
+    assert caught.value.code == 414
+    assert caught.value.headers["Content-Type"] == "application/problem+json"
+    body = json.loads(caught.value.read())
+    assert "over the 8000-byte limit" in body["detail"]
+    assert body["request_id"]  # the app answered, with its request id and log line
+
+
+def test_a_request_line_over_gunicorns_limit_is_a_414_problem_too(server):
+    """gunicorn answers a request line over limit_request_line itself, before the app: problem+json."""
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{base}/v1/products?q=" + "a" * 9_000, timeout=5)  # noqa: S310
+    assert caught.value.code == 414
+    assert caught.value.headers["Content-Type"] == "application/problem+json"
+    body = json.loads(caught.value.read())
+    assert body["status"] == 414
+    assert body["detail"].startswith("Request Line is too large")

@@ -1,95 +1,99 @@
-"""Fuzz the whole API from its own OpenAPI document (schemathesis), writes included.
+"""Fuzz the whole API from its own OpenAPI document with the schemathesis CLI, writes included.
 
-Every operation in ``/openapi.json`` is called with generated requests, valid
-and invalid, against an in-process app over the test database, with the write
-token. Checks: no 5xx, status codes and content types the document lists, and
-bodies that match the documented schemas. The test suite runs a bounded number
-of examples per operation (``SHELF_FUZZ_EXAMPLES``, 10 by default); ``python
-scripts/fuzz.py --examples 500`` runs the long version. Rate limits are off:
-the fuzzer would spend the write budget in seconds, and 429s are not what it
-is looking for.
+Shelf runs under gunicorn, as deployed, over the test database holding the demo
+catalog, and ``st run`` calls every operation in ``/openapi.json`` with the
+write token: the coverage phase (each constraint's edges, valid and invalid)
+and the fuzzing phase (generated requests, valid and invalid), with
+``SHELF_FUZZ_EXAMPLES`` examples per operation (10 here; ``python
+scripts/fuzz.py`` runs 100). schemathesis' JSON report goes to
+``SHELF_FUZZ_REPORT`` when set. Checks: no 5xx, status codes and content types
+the document lists, bodies that match the documented schemas. And no
+operation may "mostly reject generated data": valid requests by the document
+must be valid to the API, or the document is looser than the API. Rate limits
+are off: the fuzzer would spend the write budget in seconds, and 429s are not
+what it is looking for.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
-from hypothesis.configuration import set_hypothesis_home_dir
-from schemathesis.checks import not_a_server_error
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from sqlalchemy import text
 
-from tests.factories import make_category, make_product
-
-# Hypothesis caches what it learns in .hypothesis/ under the working directory; not in the repository.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "shelf-hypothesis")
+from api.seed import seed_catalog
+from tests.test_gunicorn import ROOT, free_port, start, wait_until_serving
 
 EXAMPLES = int(os.environ.get("SHELF_FUZZ_EXAMPLES", "10"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-SETTINGS = hypothesis_settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the work tree
-    derandomize=True,  # the same examples every run, so a red build can be replayed
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: the report shows the request as sent
-    suppress_health_check=list(HealthCheck),
-)
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+PHASES = "coverage,fuzzing"
+SEED = 20261201  # the same requests every run, so a red build can be replayed
 
 
 @pytest.fixture
-def fuzzed(make_app, engine):
-    """The app's OpenAPI schema, loaded from the app itself, and path values that exist."""
-    parent = make_category(engine, slug="fuzz-parent")
-    child = make_category(engine, parent=parent, slug="fuzz-child")
-    products = [make_product(engine, child) for _ in range(3)]
-    app = make_app(rate_limits_enabled=False)
-    app.config["PROPAGATE_EXCEPTIONS"] = False  # a crash is a 500 the checks report, with its request
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
-    return schema, {"product_id": products[0].id, "slug": child.slug}
+def catalog(engine):
+    """The demo catalog (the categories the document's examples name among them): the slugs of the
+    categories products go in, and of the top-level ones."""
+    seed_catalog(engine, products=200, reviews=500, seed=SEED)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT slug, parent_id IS NULL FROM categories")).all()
+    return {
+        "SHELF_FUZZ_CATEGORIES": ",".join(slug for slug, top in rows if not top),
+        "SHELF_FUZZ_PARENTS": ",".join(slug for slug, top in rows if top),
+    }
 
 
-def passes(operation, existing: dict):
-    """Valid and invalid requests; valid ones again against rows that exist, where the path names one."""
-    yield "positive", {"generation_mode": GenerationMode.POSITIVE}
-    names = {parameter.name for parameter in operation.path_parameters}
-    if names or list(operation.query) or list(operation.body):  # else there is nothing to make invalid
-        yield "negative", {"generation_mode": GenerationMode.NEGATIVE}
-    if names and names <= set(existing):
-        yield "existing", {"path_parameters": {name: existing[name] for name in names}}
+@pytest.fixture
+def served(settings, redis_client, catalog):
+    token = "fuzz-" + secrets.token_hex(8)
+    port = free_port()
+    extra = {
+        "SHELF_API_TOKENS": f"fuzz:{token}",
+        "SHELF_SECRET_KEY": settings.secret_key,
+        "SHELF_RATE_LIMITS_ENABLED": "false",
+        "SHELF_JOBS_EAGER": "true",
+        "SHELF_WARM_ON_START": "false",
+    }
+    process = start(settings, port, stderr=subprocess.DEVNULL, **extra)
+    base = wait_until_serving(process, port)
+    yield base, token, catalog
+    process.terminate()
+    process.wait(timeout=15)
 
 
-def fuzz(operation, strategy_args: dict, headers: dict) -> str | None:
-    """The failure report of one pass over ``operation``, or None."""
+def schemathesis_run(base: str, token: str, categories: dict, report) -> subprocess.CompletedProcess:
+    command = [
+        *(sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json"),
+        *("--max-examples", str(EXAMPLES), "--phases", PHASES, "--checks", CHECKS),
+        *("--header", f"Authorization: Bearer {token}", "--seed", str(SEED), "--workers", "1"),
+        *("--generation-database", "none", "--no-color"),
+        *("--report", "json", "--report-json-path", str(report)),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),  # for the hooks module
+        "SCHEMATHESIS_HOOKS": "tests.guard_rails.fuzz_hooks",
+        **categories,  # for the hooks
+    }
+    # The CLI keeps a cache in its working folder: the report's, never the work tree.
+    return subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        command, cwd=report.parent, env=env, capture_output=True, text=True, timeout=3600
+    )
 
-    @given(case=operation.as_strategy(**strategy_args))
-    @SETTINGS
-    def run(case):
-        case.call_and_validate(headers=headers, checks=CHECKS)
 
-    try:
-        run()
-    # schemathesis' FailureGroup is a BaseExceptionGroup; every failure is collected and reported together.
-    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001
-        return str(exc)
-    return None
-
-
-def test_the_api_keeps_its_documented_contract(fuzzed, auth):
-    schema, existing = fuzzed
-    failures = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        for name, strategy_args in passes(operation, existing):
-            if report := fuzz(operation, strategy_args, auth):
-                failures.append(f"=== {operation.label} ({name}) ===\n{report}")
-    assert not failures, "\n\n".join(failures)
+def test_the_api_keeps_its_documented_contract(served, tmp_path):
+    base, token, categories = served
+    report_path = Path(os.environ.get("SHELF_FUZZ_REPORT") or tmp_path / "report.json")
+    run = schemathesis_run(base, token, categories, report_path)
+    output = run.stdout + run.stderr
+    assert report_path.exists(), output
+    report = json.loads(report_path.read_text())
+    assert report["failures"] == [], output
+    assert report["errors"] == [], output
+    assert report["warnings"]["validation_mismatch"] == [], output
+    assert run.returncode == 0, output

@@ -231,8 +231,8 @@ def test_a_latin1_charset_is_read_as_utf8(client, auth, category):
 
 
 @pytest.mark.parametrize("param", ["q", "brand", "category", "cursor", "sort"])
-def test_a_10k_character_query_value_is_400(client, param):
-    assert_problem(client.get(f"/v1/products?{param}=" + "a" * 10_000), 400, param, "query")
+def test_an_over_long_query_value_is_400(client, param):
+    assert_problem(client.get(f"/v1/products?{param}=" + "a" * 5_000), 400, param, "query")
 
 
 def test_a_10k_character_field_is_422(client, auth, category):
