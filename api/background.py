@@ -14,9 +14,11 @@ trigger is a 4xx, never a job that fails later.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 
+import orjson
 import redis
 from flask import Flask, current_app
 from rq.job import Job
@@ -30,7 +32,7 @@ from jobs import warming as warm_jobs
 from .config import Settings
 from .models import Category, Product
 from .services.effects import AGGREGATES, REVIEW, Change
-from .services.errors import InvalidInput, NotFound
+from .services.errors import Busy, InvalidInput, NotFound
 from .services.jobs import job_status
 
 log = logging.getLogger("shelf.jobs")
@@ -95,13 +97,26 @@ def trigger_warm_checks(db: Session, scope: str, category: str | None, ids: list
             raise InvalidInput(f"unknown product ids: {missing[:10]}", field="ids")
 
 
+WARM_RETRY_AFTER_SECONDS = 30
+"""What a warm refused for a full queue asks the client to wait: about one warm of everything."""
+
+
 def trigger_warm(
     db: Session, scope: str, limit: int | None, category: str | None, ids: list[int] | None
 ) -> Job:
-    """Validate a warm request against the catalog, then queue it on ``low``."""
+    """Validate a warm request against the catalog, then queue it on ``low``.
+
+    An identical request still waiting gets that job back rather than queueing another; a
+    new one is refused (``Busy``) when ``SHELF_WARM_MAX_WAITING`` warms already wait.
+    """
     trigger_warm_checks(db, scope, category, ids)
     kwargs = {"scope": scope, "limit": limit, "category": category, "ids": ids}
-    return queues.enqueue(connection(), "warm", warm_jobs.warm, kwargs=kwargs, eager=eager())
+    target = "warm:" + hashlib.sha256(orjson.dumps(kwargs | {"ids": sorted(set(ids or ()))})).hexdigest()[:32]
+    if joined := queues.waiting_job(connection(), target):
+        return joined
+    if queues.waiting(connection(), "warm") >= current_app.config["SHELF"].warm_max_waiting:
+        raise Busy("too many warm jobs are waiting; retry later", retry_after=WARM_RETRY_AFTER_SECONDS)
+    return queues.enqueue_joinable(connection(), "warm", target, warm_jobs.warm, eager=eager(), **kwargs)
 
 
 def trigger_recompute(db: Session, scope: str, product_id: int | None, category: str | None) -> Job:

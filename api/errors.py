@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from cache.api import CacheUnavailable
 
-from .services.errors import Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
+from .services.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
 
 PROBLEM_MIMETYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -116,6 +116,9 @@ def _validation_problem(messages: dict, headers=None) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
+    if isinstance(error, Busy):
+        headers = {"Retry-After": str(error.retry_after)}
+        return render(503, "Service Unavailable", str(error), type_="/problems/busy", headers=headers)
     status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412, InvalidInput: 422}[type(error)]
     location = "query" if error.field in request.args else "json"
     if isinstance(error, InvalidInput) and location == "query":

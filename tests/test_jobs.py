@@ -437,3 +437,44 @@ def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
         Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).is_finished for job in jobs
     )
     assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox"]
+
+
+def test_identical_warm_requests_share_the_waiting_job(client, engine, auth, queue_redis):
+    products = make_products(engine, make_category(engine), 3)
+    ids = [p.id for p in products]
+    burst = [client.post("/v1/admin/cache/warm", json={"scope": "all"}, headers=auth) for _ in range(5)]
+    assert {r.status_code for r in burst} == {202}
+    assert len({r.headers["Location"] for r in burst}) == 1
+    same_ids = [
+        client.post("/v1/admin/cache/warm", json={"scope": "ids", "ids": order}, headers=auth)
+        for order in (ids, ids[::-1])
+    ]
+    assert same_ids[0].headers["Location"] == same_ids[1].headers["Location"] != burst[0].headers["Location"]
+    assert len(queued(queue_redis)) == 2
+    run_worker(queue_redis)
+    again = client.post("/v1/admin/cache/warm", json={"scope": "all"}, headers=auth)
+    assert (
+        again.status_code == 202 and again.headers["Location"] != burst[0].headers["Location"]
+    )  # the first ran
+
+
+def test_warm_requests_past_the_bound_are_503_with_retry_after(settings, engine, auth, redis_client):
+    app = create_app(settings.replace(jobs_eager=False, warm_max_waiting=2))
+    client = app.test_client()
+    products = make_products(engine, make_category(engine), 3)
+    for product in products[:2]:
+        assert (
+            client.post(
+                "/v1/admin/cache/warm", json={"scope": "ids", "ids": [product.id]}, headers=auth
+            ).status_code
+            == 202
+        )
+    refused = client.post(
+        "/v1/admin/cache/warm", json={"scope": "ids", "ids": [products[2].id]}, headers=auth
+    )
+    assert refused.status_code == 503 and refused.mimetype == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0
+    joined = client.post("/v1/admin/cache/warm", json={"scope": "ids", "ids": [products[0].id]}, headers=auth)
+    assert joined.status_code == 202  # a request identical to a waiting one still gets that job
+    assert len(queued(app.extensions["shelf.queue"])) == 2
+    app.extensions["shelf.engine"].dispose()
