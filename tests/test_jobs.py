@@ -258,8 +258,13 @@ def test_the_worker_loads_the_job_modules_once_before_forking(settings, queue_re
 
 
 def start_worker(
-    settings, burst: bool = True, worker_class: str = "jobs.worker.Worker", queue_names=queues.QUEUES
+    settings,
+    burst: bool = True,
+    worker_class: str = "jobs.worker.Worker",
+    queue_names=queues.QUEUES,
+    output=None,
 ) -> subprocess.Popen:
+    """A real ``rq worker`` process over the test servers; ``output`` (a file) receives its log."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -271,7 +276,7 @@ def start_worker(
     argv = [str(rq), "worker", "--worker-class", worker_class, "--serializer", "json", "--path", "."]
     argv += ["--url", settings.queue_url, "--burst" if burst else "--with-scheduler"]
     return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-        [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True
+        [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True, stdout=output, stderr=output
     )
 
 
@@ -478,3 +483,13 @@ def test_warm_requests_past_the_bound_are_503_with_retry_after(settings, engine,
     assert joined.status_code == 202  # a request identical to a waiting one still gets that job
     assert len(queued(app.extensions["shelf.queue"])) == 2
     app.extensions["shelf.engine"].dispose()
+
+
+def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queue_redis, unused_port):
+    from jobs import cron
+
+    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    down = queues.connect(f"redis://127.0.0.1:{unused_port}/0")
+    assert cron.tick(down, entries, next_due, now=100.0) == []  # logged, and the loop goes on
+    # Ten seconds on, both are tried again: the hourly recompute does not wait out its hour.
+    assert cron.tick(queue_redis, entries, next_due, now=110.0) == ["recompute_all", "drain_outbox"]
