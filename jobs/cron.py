@@ -3,7 +3,9 @@
 * the full aggregate recompute, the backstop for any recompute a write could
   not queue (every ``SHELF_FULL_RECOMPUTE_SECONDS``, default an hour);
 * the outbox drain, for cache invalidations a crashed process left behind
-  (every ``OUTBOX_DRAIN_SECONDS``).
+  (every ``OUTBOX_DRAIN_SECONDS``);
+* the replay of recompute requests that writes recorded but did not queue
+  (every ``OUTBOX_DRAIN_SECONDS`` too; see ``api.recomputes``).
 
 Each is queued at start and then every interval, debounced like any job (one
 waits per kind, so several of these loops, or a slow worker, never pile them
@@ -42,6 +44,7 @@ def schedule(settings: Settings) -> list[tuple[str, object, float]]:
     return [
         ("recompute_all", aggregates.recompute_all, settings.full_recompute_seconds),
         ("drain_outbox", maintenance.drain_outbox, OUTBOX_DRAIN_SECONDS),
+        ("send_recomputes", maintenance.send_recomputes, OUTBOX_DRAIN_SECONDS),
     ]
 
 

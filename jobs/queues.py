@@ -63,6 +63,7 @@ POLICIES = {
     "recompute_all": Policy(DEFAULT, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
     "warm": Policy(LOW, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
     "drain_outbox": Policy(HIGH, timeout=60, result_ttl=600, failure_ttl=86400),
+    "send_recomputes": Policy(HIGH, timeout=60, result_ttl=600, failure_ttl=86400),
 }
 
 

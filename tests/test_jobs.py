@@ -429,19 +429,24 @@ def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
     from jobs import cron
 
     entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
-    assert cron.tick(queue_redis, entries, next_due, now=100.0) == ["recompute_all", "drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=100.0) == [
+        "recompute_all",
+        "drain_outbox",
+        "send_recomputes",
+    ]
     assert cron.tick(queue_redis, entries, next_due, now=101.0) == []  # not due yet
     assert cron.tick(queue_redis, entries, next_due, now=111.0) == []  # due, but one still waits
     jobs = queued(queue_redis)
     assert sorted(job.func_name for job in jobs) == [
         "jobs.aggregates.recompute_all",
         "jobs.maintenance.drain_outbox",
+        "jobs.maintenance.send_recomputes",
     ]
     run_worker(queue_redis)  # a JSON worker reads them: nothing pickled
     assert all(
         Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).is_finished for job in jobs
     )
-    assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox", "send_recomputes"]
 
 
 def test_identical_warm_requests_share_the_waiting_job(client, engine, auth, queue_redis):
@@ -492,4 +497,8 @@ def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queu
     down = queues.connect(f"redis://127.0.0.1:{unused_port}/0")
     assert cron.tick(down, entries, next_due, now=100.0) == []  # logged, and the loop goes on
     # Ten seconds on, both are tried again: the hourly recompute does not wait out its hour.
-    assert cron.tick(queue_redis, entries, next_due, now=110.0) == ["recompute_all", "drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=110.0) == [
+        "recompute_all",
+        "drain_outbox",
+        "send_recomputes",
+    ]

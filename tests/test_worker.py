@@ -10,33 +10,18 @@ log that Redis was away.
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs import queues
-from tests.test_drills import load_dev_services
 from tests.test_jobs import start_worker, wait_for
 
 OUTAGE_SECONDS = 8
-
-
-@pytest.fixture
-def own_redis():
-    dev_services = load_dev_services()
-    root = Path(tempfile.mkdtemp(prefix="shelf-queue-outage-"))
-    server = dev_services.Valkey(root)
-    server.ensure_running()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
