@@ -43,8 +43,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     registry = metrics.init_app(app)
     fast_path.init_app(app, settings)  # before the guard rails: it must sit inside their ProxyFix
     guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
-    effects: list = [background.init_app(app, settings)]
+    effects: list = []  # what every write's transaction records; run in this order after it commits
     db.init_app(app, settings, effects, registry)
+    effects.append(background.init_app(app, settings, db.engine_of(app)))
     init_cache(app, settings, registry, effects)
     app.extensions["shelf.views"] = ViewTracker(
         app.extensions["shelf.queue"], settings.popularity_flush_seconds

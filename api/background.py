@@ -1,11 +1,6 @@
-"""The app's side of background work: what writes enqueue, and triggers for operators.
+"""The app's side of background work: the queue, triggers for operators, job listings.
 
-Writes enqueue recomputes after they commit, debounced per target (see
-``jobs.queues``): a review schedules its product's recompute (rating, then
-its categories' stats) on ``high``; a product created, changed, moved or
-deleted schedules its categories' stats on ``default``. Enqueueing is a
-Redis call after the commit; if the queue's Redis is down the write still
-succeeds and the periodic full recompute catches up, which is logged.
+What writes enqueue (recomputes, kept through queue outages) is ``api.recomputes``.
 
 Trigger arguments are validated here, before anything is queued: a bad
 trigger is a 4xx, never a job that fails later.
@@ -14,13 +9,14 @@ trigger is a 4xx, never a job that fails later.
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Callable
+import hashlib
 
+import orjson
 import redis
 from flask import Flask, current_app
 from rq.job import Job
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from jobs import aggregates as aggregate_jobs
@@ -29,52 +25,9 @@ from jobs import warming as warm_jobs
 
 from .config import Settings
 from .models import Category, Product
-from .services.effects import AGGREGATES, REVIEW, Change
-from .services.errors import InvalidInput, NotFound
+from .recomputes import RecomputeRequests
+from .services.errors import Busy, InvalidInput, NotFound
 from .services.jobs import job_status
-
-log = logging.getLogger("shelf.jobs")
-
-
-class EnqueueRecomputes:
-    """Effect: schedule the aggregate recomputes a committed write calls for."""
-
-    def __init__(self, connection: redis.Redis, settings: Settings):
-        self.connection, self.settings = connection, settings
-
-    def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
-        if change.kind == AGGREGATES or not (change.product_ids or change.category_ids):
-            return None
-        return lambda: self._enqueue(change)
-
-    def _enqueue(self, change: Change) -> None:
-        try:
-            if change.kind == REVIEW:
-                for product_id in change.product_ids:
-                    self._debounced(
-                        "recompute_product",
-                        f"product:{product_id}",
-                        aggregate_jobs.recompute_product,
-                        product_id,
-                    )
-            elif change.category_ids:
-                target = "categories:" + ",".join(map(str, change.category_ids))
-                self._debounced(
-                    "recompute_categories",
-                    target,
-                    aggregate_jobs.recompute_categories,
-                    list(change.category_ids),
-                )
-        except redis.RedisError:
-            log.warning(
-                "recompute for %s not queued (queue unavailable); the periodic recompute will", change
-            )
-
-    def _debounced(self, kind: str, target: str, func, *args) -> None:
-        delay = self.settings.recompute_debounce_seconds
-        queues.enqueue_debounced(
-            self.connection, kind, target, func, *args, delay=delay, eager=self.settings.jobs_eager
-        )
 
 
 def connection() -> redis.Redis:
@@ -95,13 +48,26 @@ def trigger_warm_checks(db: Session, scope: str, category: str | None, ids: list
             raise InvalidInput(f"unknown product ids: {missing[:10]}", field="ids")
 
 
+WARM_RETRY_AFTER_SECONDS = 30
+"""What a warm refused for a full queue asks the client to wait: about one warm of everything."""
+
+
 def trigger_warm(
     db: Session, scope: str, limit: int | None, category: str | None, ids: list[int] | None
 ) -> Job:
-    """Validate a warm request against the catalog, then queue it on ``low``."""
+    """Validate a warm request against the catalog, then queue it on ``low``.
+
+    An identical request still waiting gets that job back rather than queueing another; a
+    new one is refused (``Busy``) when ``SHELF_WARM_MAX_WAITING`` warms already wait.
+    """
     trigger_warm_checks(db, scope, category, ids)
     kwargs = {"scope": scope, "limit": limit, "category": category, "ids": ids}
-    return queues.enqueue(connection(), "warm", warm_jobs.warm, kwargs=kwargs, eager=eager())
+    target = "warm:" + hashlib.sha256(orjson.dumps(kwargs | {"ids": sorted(set(ids or ()))})).hexdigest()[:32]
+    if joined := queues.waiting_job(connection(), target):
+        return joined
+    if queues.waiting(connection(), "warm") >= current_app.config["SHELF"].warm_max_waiting:
+        raise Busy("too many warm jobs are waiting; retry later", retry_after=WARM_RETRY_AFTER_SECONDS)
+    return queues.enqueue_joinable(connection(), "warm", target, warm_jobs.warm, eager=eager(), **kwargs)
 
 
 def trigger_recompute(db: Session, scope: str, product_id: int | None, category: str | None) -> Job:
@@ -163,6 +129,9 @@ def warm_on_start(settings: Settings) -> Job | None:
     )
 
 
-def init_app(app: Flask, settings: Settings) -> EnqueueRecomputes:
+def init_app(app: Flask, settings: Settings, engine: Engine) -> RecomputeRequests:
+    """The queue's connection; returns the effect that queues the recomputes writes call for."""
     app.extensions["shelf.queue"] = queues.connect(settings.queue_url)
-    return EnqueueRecomputes(app.extensions["shelf.queue"], settings)
+    effect = RecomputeRequests(engine, app.extensions["shelf.queue"], settings)
+    app.extensions["shelf.recomputes"] = effect
+    return effect

@@ -125,6 +125,7 @@ class Settings:
     full_recompute_seconds: int = 3600
     warm_on_start: bool = True
     warm_on_start_limit: int = 5000
+    warm_max_waiting: int = 5  # warm jobs that may wait on the low queue; past it a trigger is a 503
     popularity_flush_seconds: float = 5.0
     rate_limits_enabled: bool = True
     rate_limit_reads: str = "1200/minute"
@@ -178,6 +179,7 @@ class Settings:
             full_recompute_seconds=_int(env, "SHELF_FULL_RECOMPUTE_SECONDS", cls.full_recompute_seconds),
             warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
             warm_on_start_limit=_int(env, "SHELF_WARM_ON_START_LIMIT", cls.warm_on_start_limit),
+            warm_max_waiting=_at_least(env, "SHELF_WARM_MAX_WAITING", cls.warm_max_waiting, 1),
             popularity_flush_seconds=_int(env, "SHELF_POPULARITY_FLUSH_SECONDS", 5),
             rate_limits_enabled=_bool(env, "SHELF_RATE_LIMITS_ENABLED", cls.rate_limits_enabled),
             rate_limit_reads=env.get("SHELF_RATE_LIMIT_READS") or cls.rate_limit_reads,

@@ -40,7 +40,9 @@ def make_engine(settings: Settings) -> Engine:
 
 def make_sessionmaker(engine: Engine, effects: list | None = None) -> sessionmaker[Session]:
     """Sessions whose ``info["effects"]`` (one list shared by all of them) see every write."""
-    factory = sessionmaker(engine, expire_on_commit=False, info={"effects": effects or []})
+    factory = sessionmaker(
+        engine, expire_on_commit=False, info={"effects": [] if effects is None else effects}
+    )
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_rollback", _drop_after_commit)
     return factory

@@ -3,7 +3,9 @@
 Views and helpers raise :func:`problem` (or a service's domain error, mapped
 here); one handler renders all of them, including webargs' validation errors
 (flattened to one entry per field) and unexpected exceptions, which become a
-500 that names only the request id, never a stack trace or SQL.
+500 that names only the request id, never a stack trace or SQL. A server that is
+down (PostgreSQL, or the Redis of the cache or the queue) is a 503 that says
+when to retry (``Retry-After``), never a 500.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import logging
 from http import HTTPStatus
 
 import orjson
+import redis
 from flask import Flask, Response, g, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .services.errors import Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
+from cache.api import CacheUnavailable
+
+from .services.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
 
 PROBLEM_MIMETYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for a server that is down asks clients to wait: about a Redis restart or a failover."""
 log = logging.getLogger("shelf.api")
 
 
@@ -69,7 +76,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     if isinstance(error, InternalServerError):
         original = getattr(error, "original_exception", None)
         if isinstance(original, OperationalError):
-            return render(503, "Service Unavailable", "the database is unavailable; retry shortly")
+            return unavailable("the database")
         log.exception("unhandled error", exc_info=original or error)
         return render(500, title, "an internal error occurred; quote the request id when reporting it")
     if isinstance(error, Problem):
@@ -109,6 +116,9 @@ def _validation_problem(messages: dict, headers=None) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
+    if isinstance(error, Busy):
+        headers = {"Retry-After": str(error.retry_after)}
+        return render(503, "Service Unavailable", str(error), type_="/problems/busy", headers=headers)
     status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412, InvalidInput: 422}[type(error)]
     location = "query" if error.field in request.args else "json"
     if isinstance(error, InvalidInput) and location == "query":
@@ -120,10 +130,24 @@ def handle_domain_error(error: DomainError) -> Response:
 def handle_operational_error(error: OperationalError) -> Response:
     # One line, no traceback: during an outage every request lands here.
     log.warning("database unavailable: %s", str(error.orig or error).splitlines()[0])
-    return render(503, "Service Unavailable", "the database is unavailable; retry shortly")
+    return unavailable("the database")
+
+
+def handle_redis_error(error: redis.RedisError | CacheUnavailable) -> Response:
+    # Reads and writes degrade without Redis; only what cannot (the queue, a purge) reaches here.
+    log.warning("redis unavailable: %s", str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return unavailable("the queue or cache server")
+
+
+def unavailable(what: str) -> Response:
+    """The one 503 for a server that is down: problem+json with ``Retry-After``."""
+    detail = f"{what} is unavailable; retry after Retry-After seconds"
+    return render(503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(OperationalError, handle_operational_error)
+    app.register_error_handler(redis.RedisError, handle_redis_error)
+    app.register_error_handler(CacheUnavailable, handle_redis_error)

@@ -185,3 +185,20 @@ class CacheOutbox(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     invalidations: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RecomputeRequest(Base):
+    """An aggregate recompute a write calls for, written in that write's transaction.
+
+    After commit the app queues it and deletes the row; if the queue's Redis was
+    unreachable (or the process died first) the row stays until it is sent again.
+    See ``api.recomputes``.
+    """
+
+    __tablename__ = "recompute_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # a job policy of jobs.queues: recompute_product, ...
+    target: Mapped[str] = mapped_column(String(200))  # what requests are deduplicated by
+    args: Mapped[list] = mapped_column(JSONB)  # the job's positional arguments: ids
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -15,6 +15,8 @@ from decimal import Decimal
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from cache.metrics import Event as CacheEvent
+
 from .currencies import ISO_4217
 
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -424,19 +426,11 @@ class CachePurgedSchema(ma.Schema):
     deleted = fields.Integer()
 
 
-class CacheCountersSchema(ma.Schema):
-    hits = fields.Integer()
-    misses = fields.Integer()
-    stale = fields.Integer()
-    bypass = fields.Integer()
-    fills = fields.Integer()
-    fill_rejected = fields.Integer()
-    lock_waits = fields.Integer()
-    lock_wait_timeouts = fields.Integer()
-    negative_capped = fields.Integer()
-    redis_errors = fields.Integer()
-    corrupt_entries = fields.Integer()
-    hit_ratio = fields.Float(allow_none=True)
+CacheCountersSchema = ma.Schema.from_dict(
+    {event.value: fields.Integer() for event in CacheEvent} | {"hit_ratio": fields.Float(allow_none=True)},
+    name="CacheCountersSchema",
+)
+"""One integer per cache event, built from the events themselves: every counter the stats count is shown."""
 
 
 class CacheStatsSchema(ma.Schema):

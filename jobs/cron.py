@@ -3,11 +3,17 @@
 * the full aggregate recompute, the backstop for any recompute a write could
   not queue (every ``SHELF_FULL_RECOMPUTE_SECONDS``, default an hour);
 * the outbox drain, for cache invalidations a crashed process left behind
-  (every ``OUTBOX_DRAIN_SECONDS``).
+  (every ``OUTBOX_DRAIN_SECONDS``);
+* the replay of recompute requests that writes recorded but did not queue
+  (every ``OUTBOX_DRAIN_SECONDS`` too; see ``api.recomputes``).
 
 Each is queued at start and then every interval, debounced like any job (one
 waits per kind, so several of these loops, or a slow worker, never pile them
-up). Written by hand rather than ``rq cron``: rq 3.0's cron builds its queue
+up). While the queue's Redis is unreachable the loop logs it and tries again
+every ``RETRY_SECONDS`` (not a whole interval later: the hourly backstop must
+not skip an hour for a ten-second outage), and never exits for it.
+
+Written by hand rather than ``rq cron``: rq 3.0's cron builds its queue
 without the serializer it is given, so it queues pickles that a JSON worker
 cannot read, and Shelf pickles nothing.
 """
@@ -27,6 +33,8 @@ from . import aggregates, maintenance, queues
 
 OUTBOX_DRAIN_SECONDS = 10
 TICK_SECONDS = 1.0
+RETRY_SECONDS = 5.0
+"""How soon a periodic job the queue could not take is tried again."""
 
 log = logging.getLogger("shelf.cron")
 
@@ -36,6 +44,7 @@ def schedule(settings: Settings) -> list[tuple[str, object, float]]:
     return [
         ("recompute_all", aggregates.recompute_all, settings.full_recompute_seconds),
         ("drain_outbox", maintenance.drain_outbox, OUTBOX_DRAIN_SECONDS),
+        ("send_recomputes", maintenance.send_recomputes, OUTBOX_DRAIN_SECONDS),
     ]
 
 
@@ -45,12 +54,14 @@ def tick(connection: redis.Redis, entries, next_due: dict[str, float], now: floa
     for kind, func, interval in entries:
         if now < next_due.get(kind, 0.0):
             continue
-        next_due[kind] = now + interval
         try:
             if queues.enqueue_debounced(connection, kind, f"cron:{kind}", func, delay=0):
                 queued.append(kind)
         except redis.RedisError as exc:
-            log.warning("periodic %s not queued: %s", kind, exc)
+            log.warning("periodic %s not queued (%s); retrying in %.0f s", kind, exc, RETRY_SECONDS)
+            next_due[kind] = now + min(interval, RETRY_SECONDS)
+            continue
+        next_due[kind] = now + interval
     return queued
 
 

@@ -14,3 +14,12 @@ def drain_outbox() -> dict:
     if job is not None:
         release_pending(job.connection, job)
     return {"applied": context.app().extensions["shelf.outbox"].drain()}
+
+
+def send_recomputes() -> dict:
+    """Queue the recomputes that writes recorded but could not queue (the queue was down, or the
+    process died before it could)."""
+    job = get_current_job()
+    if job is not None:
+        release_pending(job.connection, job)
+    return {"sent": context.app().extensions["shelf.recomputes"].replay()}

@@ -10,17 +10,23 @@ Debounced enqueueing: a fixed "pending" key per target (``SET NX``) lets one
 job wait per target; the job deletes its key when it starts, so a write
 arriving while it runs schedules exactly one more. A burst of a thousand
 reviews of one product runs one or two recomputes, not a thousand.
+
+Joined enqueueing, for requests a client follows (warms): the pending key
+holds the waiting job's id, and an identical request gets that job back
+instead of queueing another.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
 from rq import Queue, Retry
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 HIGH, DEFAULT, LOW = "high", "default", "low"
@@ -57,6 +63,7 @@ POLICIES = {
     "recompute_all": Policy(DEFAULT, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
     "warm": Policy(LOW, timeout=1800, result_ttl=86400, failure_ttl=7 * 86400),
     "drain_outbox": Policy(HIGH, timeout=60, result_ttl=600, failure_ttl=86400),
+    "send_recomputes": Policy(HIGH, timeout=60, result_ttl=600, failure_ttl=86400),
 }
 
 
@@ -90,6 +97,42 @@ def enqueue_debounced(
     if delay and not eager:
         return jobs.enqueue_in(timedelta(seconds=delay), func, *args, **options)
     return jobs.enqueue(func, *args, **options)
+
+
+WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+"""States of a job that has not started: one a client may still join."""
+
+
+def waiting_job(connection: redis.Redis, target: str) -> Job | None:
+    """The job queued by :func:`enqueue_joinable` for ``target``, if it has not started yet."""
+    job_id = connection.get(PENDING_PREFIX + target)
+    if not job_id:
+        return None
+    try:
+        job = Job.fetch(job_id.decode(), connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+    return job if job.get_status() in WAITING else None
+
+
+def enqueue_joinable(
+    connection: redis.Redis, kind: str, target: str, func, *, eager: bool = False, **kwargs
+) -> Job:
+    """Enqueue ``func(**kwargs)`` as the job :func:`waiting_job` finds for ``target`` until it starts
+    (or return the one an identical request queued a moment ago)."""
+    policy = POLICIES[kind]
+    pending_key, job_id = PENDING_PREFIX + target, uuid.uuid4().hex
+    if not connection.set(pending_key, job_id, nx=True, ex=policy.timeout):
+        if (joined := waiting_job(connection, target)) is not None:
+            return joined
+        connection.set(pending_key, job_id, ex=policy.timeout)  # the mark names a job that started
+    options = policy.options() | {"job_id": job_id, "meta": {"kind": kind, "pending_key": pending_key}}
+    return queue(policy.queue, connection, eager=eager).enqueue(func, **options, kwargs=kwargs)
+
+
+def waiting(connection: redis.Redis, kind: str) -> int:
+    """Jobs waiting on ``kind``'s queue (all of one kind where a queue holds one, as ``low`` does)."""
+    return queue(POLICIES[kind].queue, connection).count
 
 
 def release_pending(connection: redis.Redis, job: Job | None) -> None:

@@ -6,17 +6,23 @@ machine's local ones by default). The session creates its own database
 before each test; Redis tests use db ``SHELF_TEST_REDIS_DB`` (15 by default),
 flushed before each test. Nobody else's data is touched. ``make_app`` builds apps
 with their own settings (each with a random rate-limit key prefix), and ``log_output``
-captures what they log.
+captures what they log. ``own_redis`` is a Redis server of the test's own (the embedded
+valkey-server of scripts/dev_services.py, on a free port), for tests that stop and restart it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
 import os
 import secrets
+import shutil
 import socket
+import sys
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -191,3 +197,24 @@ def log_output():
 
 def log_records(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def load_dev_services():
+    """scripts/dev_services.py as a module: its embedded PostgreSQL and Valkey servers."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("dev_services", root / "scripts" / "dev_services.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("dev_services", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis only this test uses: ``.stop()`` it, ``.ensure_running()`` starts it again on its port."""
+    root = Path(tempfile.mkdtemp(prefix="shelf-own-redis-"))
+    server = load_dev_services().Valkey(root)
+    server.ensure_running()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)

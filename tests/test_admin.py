@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api import caching
 from tests.factories import make_category, make_product
 
 
@@ -81,3 +82,14 @@ def test_metrics_count_sql_statements(client, engine):
     client.get(f"/v1/products/{product.id}")  # a hit: does not
     assert missed > before
     assert statements() == missed
+
+
+def test_stats_show_every_counter_the_cache_counts(app, client, engine, auth):
+    product = make_product(engine, make_category(engine))
+    for _ in range(3):
+        client.get(f"/v1/products/{product.id}")
+    shown = client.get("/v1/admin/cache/stats", headers=auth).get_json()["resources"]
+    with app.app_context():
+        computed = caching.stats()["resources"]
+    assert shown == computed
+    assert shown["product"]["local_hits"] >= 1  # the near cache's hits reach operators

@@ -309,6 +309,59 @@ def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
     assert_all_stopped(proc, data_dir, port)
 
 
+def call(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """An HTTP call to the stack (writes with the development token): status and JSON body."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": "Bearer dev-token", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http, our own stack
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture
+def queue_redis():
+    """A Redis of the test's own for the stack's queue (not under data_dir: the test stops it itself)."""
+    root = Path(tempfile.mkdtemp(prefix="shelf-queue-redis-"))
+    server = dev_services.Valkey(root)
+    server.ensure_running()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_make_run_keeps_serving_while_the_queue_redis_is_away(data_dir, queue_redis):
+    """The queue's Redis stops for 8 s: the API answers throughout, no process of the stack exits (run.sh
+    stops everything when one does), and afterwards a review's recompute runs. That job is queued "in
+    SHELF_RECOMPUTE_DEBOUNCE_SECONDS", so the worker's scheduler has to be back too."""
+    proc, port, log = start_stack(data_dir, SHELF_QUEUE_REDIS_URL=queue_redis.url(0))
+    try:
+        wait_until_serving(proc, port, log)
+        product = call(port, "/v1/products?limit=1")[1]["items"][0]
+        queue_redis.stop()
+        for _ in range(8):
+            assert call(port, f"/v1/products/{product['id']}")[0] == 200
+            time.sleep(1)
+        assert proc.poll() is None, log.read_text()
+        queue_redis.ensure_running()  # same port, empty, as a restarted Redis without persistence
+        review = {"rating": 5, "title": "back", "author": "drill"}
+        assert call(port, f"/v1/products/{product['id']}/reviews", review)[0] == 201
+        deadline, count = time.monotonic() + 30, product["rating"]["count"]
+        while count == product["rating"]["count"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            count = call(port, f"/v1/products/{product['id']}")[1]["rating"]["count"]
+        assert count == product["rating"]["count"] + 1, log.read_text()
+        assert proc.poll() is None and "stopping the rest" not in log.read_text(), log.read_text()
+    finally:
+        code = stop_stack(proc, log)
+    assert code == 128 + signal.SIGTERM, log.read_text()
+    assert_all_stopped(proc, data_dir, port)
+
+
 def test_a_process_that_ignores_the_stop_is_killed_with_its_children(data_dir, tmp_path):
     """An rq worker stuck in a job (here one that ignores SIGTERM, with a child) must not keep `make
     run` from stopping: after SHELF_STOP_TIMEOUT it is killed, children first, and said so."""

@@ -11,9 +11,7 @@ half-written.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from api import create_app
 from api.cli import upgrade_database
+from tests.conftest import load_dev_services
 from tests.factories import make_category, make_products, token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,14 +73,6 @@ def test_a_slow_redis_costs_no_more_than_its_timeout(proxied, redis_proxy, engin
 
 
 # --- PostgreSQL stopped -----------------------------------------------------------------------
-
-
-def load_dev_services():
-    spec = importlib.util.spec_from_file_location("dev_services", ROOT / "scripts" / "dev_services.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("dev_services", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

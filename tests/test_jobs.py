@@ -258,8 +258,13 @@ def test_the_worker_loads_the_job_modules_once_before_forking(settings, queue_re
 
 
 def start_worker(
-    settings, burst: bool = True, worker_class: str = "jobs.worker.Worker", queue_names=queues.QUEUES
+    settings,
+    burst: bool = True,
+    worker_class: str = "jobs.worker.Worker",
+    queue_names=queues.QUEUES,
+    output=None,
 ) -> subprocess.Popen:
+    """A real ``rq worker`` process over the test servers; ``output`` (a file) receives its log."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -271,7 +276,7 @@ def start_worker(
     argv = [str(rq), "worker", "--worker-class", worker_class, "--serializer", "json", "--path", "."]
     argv += ["--url", settings.queue_url, "--burst" if burst else "--with-scheduler"]
     return subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-        [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True
+        [*argv, *queue_names], cwd=ROOT, env=env, start_new_session=True, stdout=output, stderr=output
     )
 
 
@@ -447,16 +452,76 @@ def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
     from jobs import cron
 
     entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
-    assert cron.tick(queue_redis, entries, next_due, now=100.0) == ["recompute_all", "drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=100.0) == [
+        "recompute_all",
+        "drain_outbox",
+        "send_recomputes",
+    ]
     assert cron.tick(queue_redis, entries, next_due, now=101.0) == []  # not due yet
     assert cron.tick(queue_redis, entries, next_due, now=111.0) == []  # due, but one still waits
     jobs = queued(queue_redis)
     assert sorted(job.func_name for job in jobs) == [
         "jobs.aggregates.recompute_all",
         "jobs.maintenance.drain_outbox",
+        "jobs.maintenance.send_recomputes",
     ]
     run_worker(queue_redis)  # a JSON worker reads them: nothing pickled
     assert all(
         Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).is_finished for job in jobs
     )
-    assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox"]
+    assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox", "send_recomputes"]
+
+
+def test_identical_warm_requests_share_the_waiting_job(client, engine, auth, queue_redis):
+    products = make_products(engine, make_category(engine), 3)
+    ids = [p.id for p in products]
+    burst = [client.post("/v1/admin/cache/warm", json={"scope": "all"}, headers=auth) for _ in range(5)]
+    assert {r.status_code for r in burst} == {202}
+    assert len({r.headers["Location"] for r in burst}) == 1
+    same_ids = [
+        client.post("/v1/admin/cache/warm", json={"scope": "ids", "ids": order}, headers=auth)
+        for order in (ids, ids[::-1])
+    ]
+    assert same_ids[0].headers["Location"] == same_ids[1].headers["Location"] != burst[0].headers["Location"]
+    assert len(queued(queue_redis)) == 2
+    run_worker(queue_redis)
+    again = client.post("/v1/admin/cache/warm", json={"scope": "all"}, headers=auth)
+    assert (
+        again.status_code == 202 and again.headers["Location"] != burst[0].headers["Location"]
+    )  # the first ran
+
+
+def test_warm_requests_past_the_bound_are_503_with_retry_after(settings, engine, auth, redis_client):
+    app = create_app(settings.replace(jobs_eager=False, warm_max_waiting=2))
+    client = app.test_client()
+    products = make_products(engine, make_category(engine), 3)
+    for product in products[:2]:
+        assert (
+            client.post(
+                "/v1/admin/cache/warm", json={"scope": "ids", "ids": [product.id]}, headers=auth
+            ).status_code
+            == 202
+        )
+    refused = client.post(
+        "/v1/admin/cache/warm", json={"scope": "ids", "ids": [products[2].id]}, headers=auth
+    )
+    assert refused.status_code == 503 and refused.mimetype == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0
+    joined = client.post("/v1/admin/cache/warm", json={"scope": "ids", "ids": [products[0].id]}, headers=auth)
+    assert joined.status_code == 202  # a request identical to a waiting one still gets that job
+    assert len(queued(app.extensions["shelf.queue"])) == 2
+    app.extensions["shelf.engine"].dispose()
+
+
+def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queue_redis, unused_port):
+    from jobs import cron
+
+    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    down = queues.connect(f"redis://127.0.0.1:{unused_port}/0")
+    assert cron.tick(down, entries, next_due, now=100.0) == []  # logged, and the loop goes on
+    # Ten seconds on, both are tried again: the hourly recompute does not wait out its hour.
+    assert cron.tick(queue_redis, entries, next_due, now=110.0) == [
+        "recompute_all",
+        "drain_outbox",
+        "send_recomputes",
+    ]

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
 from .. import db
+from ..errors import RETRY_AFTER_SECONDS
 
 blp = Blueprint("ops", __name__)
 
@@ -31,7 +32,8 @@ def readyz():
         "detail": f"not ready: {', '.join(down)} unavailable",
         "checks": checks,
     }
-    return Response(orjson.dumps(body), status=503, mimetype="application/problem+json")
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return Response(orjson.dumps(body), status=503, mimetype="application/problem+json", headers=headers)
 
 
 def _check(probe) -> str:

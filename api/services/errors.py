@@ -28,3 +28,11 @@ class PreconditionFailed(DomainError):
 
 class InvalidInput(DomainError):
     """Well-formed input that the current state makes invalid (unknown category, too-deep tree)."""
+
+
+class Busy(DomainError):
+    """Enough of this work already waits; the same request later will be taken."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
