@@ -9,8 +9,6 @@ the others cut the queue with a TCP proxy.
 
 from __future__ import annotations
 
-import signal
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +17,7 @@ from sqlalchemy import text
 from api.models import RecomputeRequest
 from jobs import context, maintenance
 from tests.factories import make_category, make_product
-from tests.test_jobs import queued, review, run_worker, start_worker, wait_for
+from tests.test_jobs import queued, review, run_worker, wait_for
 
 VISIBLE_WITHIN_SECONDS = 5
 """What the README promises: a review's rating shows this soon after the queue is back."""
@@ -47,27 +45,6 @@ def queue_app(make_app, redis_proxy, redis_url):
     context.use(app)  # jobs run by an in-process worker use this app
     yield app
     context.use(None)
-
-
-def test_a_review_during_a_queue_outage_is_rated_soon_after_the_queue_returns(
-    make_app, settings, engine, auth, own_redis, tmp_path
-):
-    app = make_app(redis_url=own_redis.url(0), jobs_eager=False)
-    client = app.test_client()
-    product = make_product(engine, make_category(engine))
-    with (tmp_path / "worker.log").open("w") as log:
-        worker = start_worker(settings.replace(redis_url=own_redis.url(0)), burst=False, output=log)
-    try:
-        own_redis.stop()
-        assert review(client, auth, product.id, 4).status_code == 201  # stored; its recompute is kept
-        time.sleep(2)
-        own_redis.ensure_running()
-        wait_for(lambda: rating_count(engine, product.id) == 1, VISIBLE_WITHIN_SECONDS)
-        assert client.get(f"/v1/products/{product.id}").get_json()["rating"] == {"average": 4.0, "count": 1}
-        assert app.extensions["shelf.recomputes"].pending() == 0
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
 
 
 def test_requests_kept_through_an_outage_are_sent_once_per_target(queue_app, redis_proxy, engine, auth):
