@@ -139,9 +139,10 @@ def test_it_says_where_it_listens(settings, redis_client, tmp_path):
         while expected not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
         assert expected in log.read_text(), log.read_text()
+        wait_until_serving(process, port)  # a SIGTERM to workers still booting can outlast the wait below
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        process.wait(timeout=30)
 
 
 def test_an_over_long_request_target_is_the_apps_414_problem(server):
