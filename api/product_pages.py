@@ -17,7 +17,6 @@ and the page's ETag is the hash of the assembled body.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from decimal import Decimal
 
 import orjson
@@ -31,7 +30,7 @@ from cache.region import Region
 
 from . import list_deps
 from .models import Product
-from .representations import Rendered, render_product
+from .representations import Rendered, etag_of, render_product
 from .services.products import ProductPage
 
 
@@ -47,7 +46,7 @@ def record(page: ProductPage, query: dict, next_cursor: str | None) -> Payload:
     """The cached form of a page: its ids and next cursor, tagged with what it depends on."""
     body = orjson.dumps({"ids": [row.id for row in page.rows], "next_cursor": next_cursor})
     tags = list_deps.page_tags(query, page.after_value, page.beyond_value)
-    return Payload(200, body, _etag(body), tags)
+    return Payload(200, body, etag_of(body), tags)
 
 
 def assemble(db: Session, region: Region, record_body: bytes, rendered: dict[int, bytes]) -> Rendered:
@@ -56,7 +55,7 @@ def assemble(db: Session, region: Region, record_body: bytes, rendered: dict[int
     bodies = product_bodies(db, region, data["ids"], rendered)
     items = b",".join(bodies[pid] for pid in data["ids"] if pid in bodies)
     body = b'{"items":[' + items + b'],"next_cursor":' + orjson.dumps(data["next_cursor"]) + b"}"
-    return Rendered(body, _etag(body))
+    return Rendered(body, etag_of(body))
 
 
 def product_bodies(
@@ -91,7 +90,3 @@ def _read_and_store(db: Session, region: Region, ids: list[int]) -> dict[int, by
         with contextlib.suppress(CacheUnavailable):  # the next read stores them
             region.fill_many(items, reservation)
     return {pid: r.body for pid, r in rendered.items()}
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'

@@ -23,9 +23,14 @@ class Rendered:
     etag: str  # quoted, as it appears in the ETag header
 
 
+def etag_of(body: bytes) -> str:
+    """The strong entity tag of ``body``, quoted."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
 def render(schema, data) -> Rendered:
     body = orjson.dumps(schema.dump(data))
-    return Rendered(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+    return Rendered(body, etag_of(body))
 
 
 def product_view(product: Product) -> dict:

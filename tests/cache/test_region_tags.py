@@ -47,39 +47,33 @@ def test_a_guarded_key_is_not_dropped_by_bumping_its_guard(region):
     assert region.get_or_create(key, tagged(b"other", "t")).entry.body == b"kept"
 
 
-def test_a_fill_in_flight_is_refused_once_its_guard_moved(region, registry):
-    key, started, bumped = page(region, 4), threading.Event(), threading.Event()
+def fill_while(region, key, write) -> None:
+    """Fill ``key`` with a creator that waits, while ``write()`` runs, before it returns."""
+    started, written = threading.Event(), threading.Event()
 
     def slow():
         started.set()
-        assert bumped.wait(5)
-        return Payload(200, b"stale", '"s"', ("t",))
+        assert written.wait(5)
+        return Payload(200, b"slow", '"s"', ("t",))
 
     reader = threading.Thread(target=region.get_or_create, args=(key, slow))
     reader.start()
     assert started.wait(5)
-    region.invalidate((), [key.guard], [region.keys.list_tag("all", "t")])
-    bumped.set()
+    write()
+    written.set()
     reader.join(5)
+
+
+def test_a_fill_in_flight_is_refused_once_its_guard_moved(region, registry):
+    key = page(region, 4)
+    fill_while(region, key, lambda: region.invalidate((), [key.guard], [region.keys.list_tag("all", "t")]))
     assert sample(registry, "fill_rejected", "product_list") == 1
     assert region.get_or_create(key, tagged(b"fresh", "t")).entry.body == b"fresh"
 
 
 def test_a_guard_of_another_column_does_not_refuse_the_fill(region, registry):
     key = page(region, 5, guard="name")
-    started, bumped = threading.Event(), threading.Event()
-
-    def slow():
-        started.set()
-        assert bumped.wait(5)
-        return Payload(200, b"fine", '"f"', ("t",))
-
-    reader = threading.Thread(target=region.get_or_create, args=(key, slow))
-    reader.start()
-    assert started.wait(5)
-    region.invalidate((), [region.keys.list_guard("all", "price")])
-    bumped.set()
-    reader.join(5)
+    fill_while(region, key, lambda: region.invalidate((), [region.keys.list_guard("all", "price")]))
     assert sample(registry, "fills", "product_list") == 1
 
 
