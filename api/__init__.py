@@ -27,6 +27,7 @@ from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
 from .popularity import ViewTracker
+from .replica import ReplicaReads
 from .routes import admin, categories, jobs, ops, products, reviews
 
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -70,3 +71,15 @@ def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     if settings.cache_enabled:
         pool = app.extensions["shelf.cache_client"].connection_pool
         pool.connection_kwargs["redis_connect_func"] = outbox.on_redis_connect
+    if settings.cache_enabled and settings.replica_database_url:
+        replica = replica_reads(app, settings, registry)
+        app.extensions["shelf.replica"] = replica
+        outbox.before_apply.append(replica.record_writes)
+
+
+def replica_reads(app: Flask, settings: Settings, registry) -> ReplicaReads:
+    replica_engine = db.make_engine(settings.replace(database_url=settings.replica_database_url))
+    client = app.extensions["shelf.cache_client"]
+    key = f"{settings.cache_prefix}:replica-watermark"
+    breaker = app.extensions["shelf.region"].breaker
+    return ReplicaReads(db.engine_of(app), replica_engine, client, key, registry, breaker)

@@ -41,6 +41,7 @@ from cache.region import Region, Result, State
 
 from . import metrics
 from .config import Settings
+from .db import fill_reads
 from .errors import render as render_problem
 from .http import send
 from .representations import Rendered
@@ -84,7 +85,8 @@ def serve(
 
     def creator() -> Payload:
         try:
-            built = build()
+            with fill_reads():
+                built = build()
         except NotFound:
             return NOT_FOUND
         return built if isinstance(built, Payload) else payload(built)

@@ -100,6 +100,7 @@ def parse_origins(raw: str) -> tuple[str, ...]:
 class Settings:
     env: str = "development"
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/shelf"
+    replica_database_url: str = ""  # a streaming replica for cache fills (api.replica); empty: none
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_tokens: dict[str, str] = field(default_factory=lambda: {"dev": DEV_TOKEN})
     secret_key: str = DEV_SECRET_KEY
@@ -150,6 +151,7 @@ class Settings:
         return cls(
             env=shelf_env,
             database_url=normalize_database_url(env.get("DATABASE_URL") or cls.database_url),
+            replica_database_url=normalize_database_url(env.get("SHELF_REPLICA_DATABASE_URL", "")),
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             api_tokens=parse_tokens(tokens_raw) if tokens_raw else {"dev": DEV_TOKEN},
             secret_key=secret or DEV_SECRET_KEY,

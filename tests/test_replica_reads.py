@@ -1,0 +1,195 @@
+"""Cache fills from a lagging replica (api.replica) never store a row older than an acknowledged write.
+
+A real primary and a real replica (tests/pg_replica.py) replaying every commit 500 ms late. One
+writer raises hot products' prices (so a newer price is always a larger one) and, after each 2xx,
+reads the product and its category's price-sorted list page; readers hammer the same product and
+list pages (with varying page sizes, so fills keep happening) and check every answer against the
+prices acknowledged before their request started. Between rounds the writer pauses long enough for
+the replica to catch up, so fills do read it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from api.cli import upgrade_database
+from api.models import Base
+from tests.factories import make_category, make_product
+from tests.pg_replica import ReplicaPair
+
+ROUNDS = 10
+HOT = 3
+
+
+@pytest.fixture(scope="module")
+def pair():
+    pair = ReplicaPair(apply_delay_ms=500).start()
+    try:
+        upgrade_database(pair.primary_url)
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+def primary(pair):
+    engine = create_engine(pair.primary_url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def replica_app(make_app, pair, primary):
+    app = make_app(
+        database_url=pair.primary_url, replica_database_url=pair.replica_url, rate_limits_enabled=False
+    )
+    yield app
+    app.extensions["shelf.replica"].replica.dispose()
+
+
+class Catalog:
+    """The prices acknowledged so far, and the stale answers seen."""
+
+    def __init__(self, slug: str, prices: dict[int, Decimal]):
+        self.slug, self.acked = slug, dict(prices)
+        self.writes_begun = self.writes_acked = 0
+        self.stale: list[str] = []
+        self.lock = threading.Lock()
+
+    def snapshot(self) -> dict[int, Decimal]:
+        with self.lock:
+            return dict(self.acked)
+
+    def begin_write(self) -> None:
+        with self.lock:
+            self.writes_begun += 1
+
+    def ack(self, product_id: int, price: Decimal) -> None:
+        with self.lock:
+            self.acked[product_id] = price
+            self.writes_acked += 1
+
+    def quiet_since(self, begun: int) -> bool:
+        """No write in flight since ``writes_begun`` was ``begun``: a page must then be in order (one
+        read racing a write may pair the page's old order with a product's new price)."""
+        with self.lock:
+            return self.writes_begun == self.writes_acked == begun
+
+    def check_product(self, body: dict, before: dict[int, Decimal]) -> None:
+        if Decimal(body["price"]) < before[body["id"]]:
+            self.stale.append(f"product {body['id']}: {body['price']} after {before[body['id']]} was acked")
+
+    def check_page(self, body: dict, before: dict[int, Decimal], begun: int) -> None:
+        prices = [Decimal(item["price"]) for item in body["items"]]
+        if prices != sorted(prices) and self.quiet_since(begun):
+            self.stale.append(f"list page out of price order: {prices}")
+        for item in body["items"]:
+            self.check_product(item, before)
+
+
+def seed(primary) -> Catalog:
+    category = make_category(primary)
+    products = [make_product(primary, category, price=Decimal(10 + n)) for n in range(2 * HOT)]
+    return Catalog(category.slug, {p.id: Decimal(p.price) for p in products})
+
+
+def read_and_check(client, catalog: Catalog, product_id: int, limit: int) -> None:
+    before = catalog.snapshot()
+    product = client.get(f"/v1/products/{product_id}")
+    assert product.status_code == 200
+    catalog.check_product(product.get_json(), before)
+    begun = catalog.writes_begun if catalog.quiet_since(catalog.writes_begun) else -1
+    page = client.get(f"/v1/products?category={catalog.slug}&sort=price&limit={limit}")
+    assert page.status_code == 200
+    catalog.check_page(page.get_json(), before, begun)
+
+
+def write_rounds(app, auth, catalog: Catalog, hot: list[int], done: threading.Event) -> None:
+    client = app.test_client()
+    try:
+        for round_ in range(ROUNDS):
+            product_id = hot[round_ % len(hot)]
+            price = catalog.snapshot()[product_id] + 100
+            catalog.begin_write()
+            answer = client.patch(f"/v1/products/{product_id}", json={"price": str(price)}, headers=auth)
+            assert answer.status_code == 200, answer.get_json()
+            catalog.ack(product_id, price)
+            read_and_check(client, catalog, product_id, 20)
+            time.sleep(0.7)  # past the replica's apply delay: the next fills may read it
+    finally:
+        done.set()
+
+
+def read_until(app, catalog: Catalog, hot: list[int], done: threading.Event) -> None:
+    client = app.test_client()
+    while not done.is_set():
+        read_and_check(client, catalog, random.choice(hot), random.randint(5, 20))
+
+
+def run_mix(app, auth, catalog: Catalog) -> None:
+    hot = sorted(catalog.acked)[:HOT]
+    done, errors = threading.Event(), []
+
+    def guarded(work, *args):
+        try:
+            work(*args)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+            done.set()
+
+    threads = [threading.Thread(target=guarded, args=(write_rounds, app, auth, catalog, hot, done))]
+    readers = [threading.Thread(target=guarded, args=(read_until, app, catalog, hot, done)) for _ in range(3)]
+    threads += readers
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+
+
+def replica_fills(app, source: str = "replica") -> float:
+    registry = app.extensions["shelf.metrics_registry"]
+    return registry.get_sample_value("shelf_replica_fills_total", {"source": source}) or 0
+
+
+def test_fills_from_a_lagging_replica_never_serve_a_row_older_than_an_acknowledged_write(
+    replica_app, primary, pair, auth
+):
+    catalog = seed(primary)
+    pair.wait_replayed()
+    run_mix(replica_app, auth, catalog)
+    assert catalog.stale == []
+    assert replica_fills(replica_app) > 0  # the replica did serve fills
+    assert replica_fills(replica_app, "primary-behind") > 0  # and was passed over when behind
+
+
+def test_without_the_replay_check_the_same_mix_serves_stale_rows(replica_app, primary, pair, auth):
+    """What the check prevents: trusted blindly, the lagging replica's old rows get cached and served."""
+    replica_app.extensions["shelf.replica"].checked = False
+    catalog = seed(primary)
+    pair.wait_replayed()
+    run_mix(replica_app, auth, catalog)
+    assert catalog.stale != []
+
+
+def test_a_replica_that_is_down_leaves_reads_on_the_primary(make_app, pair, primary, unused_port):
+    down = pair.replica_url.replace(f":{pair.replica.port}/", f":{unused_port}/")
+    app = make_app(database_url=pair.primary_url, replica_database_url=down, rate_limits_enabled=False)
+    catalog = seed(primary)
+    client = app.test_client()
+    for product_id in catalog.acked:
+        assert client.get(f"/v1/products/{product_id}").status_code == 200
+    page = client.get(f"/v1/products?category={catalog.slug}&sort=price")
+    assert [item["id"] for item in page.get_json()["items"]] == sorted(catalog.acked)
+    assert replica_fills(app, "primary-down") == len(catalog.acked) + 1
+    assert replica_fills(app) == 0
+    app.extensions["shelf.replica"].replica.dispose()
