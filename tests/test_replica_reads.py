@@ -16,10 +16,12 @@ import time
 from decimal import Decimal
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 
 from api.cli import upgrade_database
 from api.models import Base
+from api.replica import lsn_key, lsn_text
 from tests.factories import make_category, make_product
 from tests.pg_replica import ReplicaPair
 
@@ -193,3 +195,40 @@ def test_a_replica_that_is_down_leaves_reads_on_the_primary(make_app, pair, prim
     assert replica_fills(app, "primary-down") == len(catalog.acked) + 1
     assert replica_fills(app) == 0
     app.extensions["shelf.replica"].replica.dispose()
+
+
+def test_watermarks_compare_as_wal_positions():
+    assert lsn_key("0/FFFFFFFF") < lsn_key("1/0") < lsn_key("1/A") < lsn_key("A/0")
+    assert lsn_text(lsn_key("16/B374D848")) == "16/B374D848"
+
+
+def test_an_unreadable_watermark_sends_fills_to_the_primary(replica_app, primary, pair, redis_client):
+    catalog = seed(primary)
+    replica = replica_app.extensions["shelf.replica"]
+    redis_client.set(replica.key, b"not a position")
+    product_id = min(catalog.acked)
+    assert replica_app.test_client().get(f"/v1/products/{product_id}").status_code == 200
+    assert replica_fills(replica_app, "primary-no-watermark") == 1
+    assert replica_fills(replica_app) == 0
+
+
+def test_a_write_whose_watermark_is_not_recorded_keeps_its_invalidation_in_the_outbox(
+    replica_app, primary, auth, monkeypatch
+):
+    catalog = seed(primary)
+    product_id = min(catalog.acked)
+    client = replica_app.test_client()
+    assert client.get(f"/v1/products/{product_id}").status_code == 200
+
+    def unreachable(**_kwargs):
+        raise redis.ConnectionError("injected")
+
+    replica, outbox = replica_app.extensions["shelf.replica"], replica_app.extensions["shelf.outbox"]
+    monkeypatch.setattr(replica, "_raise", unreachable)
+    answer = client.patch(f"/v1/products/{product_id}", json={"price": "99.00"}, headers=auth)
+    assert answer.status_code == 200
+    assert outbox.pending() > 0
+    monkeypatch.undo()
+    outbox.drain()
+    assert outbox.pending() == 0
+    assert client.get(f"/v1/products/{product_id}").get_json()["price"] == "99.00"
