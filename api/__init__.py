@@ -27,6 +27,7 @@ from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
 from .popularity import ViewTracker
+from .readiness import WarmGate
 from .replica import ReplicaReads
 from .routes import admin, categories, jobs, ops, products, reviews
 
@@ -50,6 +51,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_cache(app, settings, registry, effects)
     app.extensions["shelf.views"] = ViewTracker(
         app.extensions["shelf.queue"], settings.popularity_flush_seconds
+    )
+    app.extensions["shelf.warm_gate"] = WarmGate(
+        app.extensions["shelf.queue"],
+        settings.warm_on_start,
+        settings.warm_ready_ratio,
+        settings.warm_ready_seconds,
     )
     app.extensions["shelf.redis"] = redis.Redis.from_url(
         settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS

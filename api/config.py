@@ -42,6 +42,19 @@ def _at_least(env: dict, name: str, default: int, least: int) -> int:
     return value
 
 
+def _ratio(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}") from exc
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
 def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -126,6 +139,8 @@ class Settings:
     full_recompute_seconds: int = 3600
     warm_on_start: bool = True
     warm_on_start_limit: int = 5000
+    warm_ready_ratio: float = 0.95  # /readyz is "warming" until the warm covers this share of reads
+    warm_ready_seconds: int = 30  # ... or this long after the start, whichever comes first
     warm_max_waiting: int = 5  # warm jobs that may wait on the low queue; past it a trigger is a 503
     popularity_flush_seconds: float = 5.0
     rate_limits_enabled: bool = True
@@ -181,6 +196,8 @@ class Settings:
             full_recompute_seconds=_int(env, "SHELF_FULL_RECOMPUTE_SECONDS", cls.full_recompute_seconds),
             warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
             warm_on_start_limit=_int(env, "SHELF_WARM_ON_START_LIMIT", cls.warm_on_start_limit),
+            warm_ready_ratio=_ratio(env, "SHELF_WARM_READY_RATIO", cls.warm_ready_ratio),
+            warm_ready_seconds=_at_least(env, "SHELF_WARM_READY_SECONDS", cls.warm_ready_seconds, 0),
             warm_max_waiting=_at_least(env, "SHELF_WARM_MAX_WAITING", cls.warm_max_waiting, 1),
             popularity_flush_seconds=_int(env, "SHELF_POPULARITY_FLUSH_SECONDS", 5),
             rate_limits_enabled=_bool(env, "SHELF_RATE_LIMITS_ENABLED", cls.rate_limits_enabled),

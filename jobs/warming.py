@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
+from marshmallow import ValidationError
 from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import caching, pagination, product_pages
+from api import caching, pagination, popularity, product_pages, readiness
 from api.models import Product, ProductRatingSummary
 from api.popularity import most_viewed
 from api.representations import REVIEW_PAGE, render, render_product
@@ -28,6 +30,8 @@ from . import context
 from .queues import release_pending
 
 BATCH = 500
+START_PAGES = 200
+"""First list pages the warm on start fills, the most read first."""
 SCOPES = ("popular", "category", "ids", "all")
 DEFAULT_POPULAR = 5000
 
@@ -95,8 +99,13 @@ def warm_review_pages(db: Session, region, product_ids: list[int]) -> int:
 
 def warm_list_pages(db: Session, region, app, slug: str) -> int:
     """The first page of every sort of a category's list, keyed exactly as a request's would be."""
-    secret = app.config["SHELF"].secret_key
     queries = [ProductListQuerySchema().load({"category": slug, "sort": sort}) for sort in SORTS]
+    return warm_page_queries(db, region, app, queries)
+
+
+def warm_page_queries(db: Session, region, app, queries: list[dict]) -> int:
+    """The first pages of validated list ``queries``, keyed exactly as a request's would be."""
+    secret = app.config["SHELF"].secret_key
     keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)
     items = []
@@ -106,6 +115,44 @@ def warm_list_pages(db: Session, region, app, slug: str) -> int:
             cursor = None if page.next_key is None else pagination.encode(secret, query, page.next_key)
             items.append((key, product_pages.record(page, query, cursor)))
     return region.fill_many(items, reservation) if items else 0
+
+
+def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
+    """The warm a starting API waits for (api.readiness): the most read first list pages, then the
+    most viewed products in batches, reporting after each step the share of all recorded reads
+    (page reads and product views) filled so far."""
+    app = context.app()
+    connection, region = app.extensions["shelf.queue"], app.extensions["shelf.bulk_region"]
+    page_counts = popularity.scored(connection, popularity.PAGES_KEY, pages)
+    product_counts = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
+    total = popularity.total_reads(connection, popularity.PAGES_KEY)
+    total += popularity.total_reads(connection, popularity.POPULARITY_KEY)
+    queries, covered = _page_queries(page_counts), 0.0
+    with context.session() as db:
+        list_pages = warm_page_queries(db, region, app, [query for query, _ in queries]) if queries else 0
+        covered += sum(reads for _, reads in queries)
+        readiness.report(connection, covered / total if total else 0.0, done=False)
+        views = {int(member): reads for member, reads in product_counts}
+        targets = list(views) or _most_reviewed(db, limit)
+        stored = 0
+        for start in range(0, len(targets), BATCH):
+            batch = targets[start : start + BATCH]
+            stored += warm_products(db, region, batch)
+            covered += sum(views.get(pid, 0.0) for pid in batch)
+            readiness.report(connection, covered / total if total else 0.0, done=False)
+    readiness.report(connection, covered / total if total else 1.0, done=True)
+    return {"scope": "start", "products": len(targets), "stored": stored, "list_pages": list_pages}
+
+
+def _page_queries(counted: list[tuple[bytes, float]]) -> list[tuple[dict, float]]:
+    """Recorded list queries, validated again (they were read back from Redis); bad ones skipped."""
+    schema, valid = ProductListQuerySchema(), []
+    for member, reads in counted:
+        try:
+            valid.append((schema.load(orjson.loads(member)), reads))
+        except (orjson.JSONDecodeError, ValidationError, TypeError):
+            continue
+    return valid
 
 
 def _targets(db: Session, app, scope, limit, category, ids) -> list[int]:
