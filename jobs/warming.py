@@ -103,8 +103,11 @@ def warm_list_pages(db: Session, region, app, slug: str) -> int:
     return warm_page_queries(db, region, app, queries)
 
 
-def warm_page_queries(db: Session, region, app, queries: list[dict]) -> int:
-    """The first pages of validated list ``queries``, keyed exactly as a request's would be."""
+def warm_page_queries(db: Session, region, app, queries: list[dict], shown: list[int] | None = None) -> int:
+    """The first pages of validated list ``queries``, keyed exactly as a request's would be; the ids of
+    the products they list are added to ``shown``, when given."""
+    if not queries:
+        return 0
     secret = app.config["SHELF"].secret_key
     keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)
@@ -112,6 +115,8 @@ def warm_page_queries(db: Session, region, app, queries: list[dict]) -> int:
     for key, query in zip(keys, queries, strict=True):
         if key in reservation.generations:
             page = product_service.list_products(db, query, None)
+            if shown is not None:
+                shown.extend(row.id for row in page.rows)
             cursor = None if page.next_key is None else pagination.encode(secret, query, page.next_key)
             items.append((key, product_pages.record(page, query, cursor)))
     return region.fill_many(items, reservation) if items else 0
@@ -119,21 +124,22 @@ def warm_page_queries(db: Session, region, app, queries: list[dict]) -> int:
 
 def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
     """The warm a starting API waits for (api.readiness): the most read first list pages, then the
-    most viewed products in batches, reporting after each step the share of all recorded reads
-    (page reads and product views) filled so far."""
+    most viewed products in batches, then the products those pages list (a page hit is assembled
+    from its products' entries), reporting after each step the share of all recorded reads (page
+    reads and product views) filled so far."""
     app = context.app()
     connection, region = app.extensions["shelf.queue"], app.extensions["shelf.bulk_region"]
     page_counts = popularity.scored(connection, popularity.PAGES_KEY, pages)
     product_counts = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
     total = popularity.total_reads(connection, popularity.PAGES_KEY)
     total += popularity.total_reads(connection, popularity.POPULARITY_KEY)
-    queries, covered = _page_queries(page_counts), 0.0
+    queries, covered, shown = _page_queries(page_counts), 0.0, []
     with context.session() as db:
-        list_pages = warm_page_queries(db, region, app, [query for query, _ in queries]) if queries else 0
+        list_pages = warm_page_queries(db, region, app, [query for query, _ in queries], shown)
         covered += sum(reads for _, reads in queries)
         readiness.report(connection, covered / total if total else 0.0, done=False)
         views = {int(member): reads for member, reads in product_counts}
-        targets = list(views) or _most_reviewed(db, limit)
+        targets = list(dict.fromkeys([*(list(views) or _most_reviewed(db, limit)), *shown]))
         stored = 0
         for start in range(0, len(targets), BATCH):
             batch = targets[start : start + BATCH]

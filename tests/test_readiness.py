@@ -63,9 +63,10 @@ def test_with_warm_on_start_off_readyz_does_not_wait(make_app):
 def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(warming_app, engine):
     category = make_category(engine)
     products = make_products(engine, category, 5)
+    viewed = products[:4]  # the fifth is only ever listed: warmed as a listed page's product
     client = warming_app.test_client()
     pages = [f"/v1/products?category={category.slug}&sort=price", "/v1/products?sort=-price&limit=3"]
-    for path in [*pages, *(f"/v1/products/{p.id}" for p in products)]:
+    for path in [*pages, *(f"/v1/products/{p.id}" for p in viewed)]:
         assert client.get(path).status_code == 200
     warming_app.extensions["shelf.views"].flush()
     queue = warming_app.extensions["shelf.queue"]
@@ -77,7 +78,7 @@ def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(
     assert summary["list_pages"] == 2
     assert summary["stored"] == len(products)
     covered, done = readiness.progress(queue)
-    assert done and covered == pytest.approx(7 / 8)
+    assert done and covered == pytest.approx(6 / 7, abs=1e-4)  # 2 page reads and 4 views of 7 reads
     assert readyz(warming_app).status_code == 200
     for path in [*pages, *(f"/v1/products/{p.id}" for p in products)]:
         assert client.get(path).headers["X-Cache"] == "HIT", path
