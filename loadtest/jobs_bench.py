@@ -120,7 +120,9 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
     the hit ratio over every cached resource and whether ``/readyz`` was 200."""
     draw = mixed_reads(ids, slugs, args.zipf, args.seed)
     with _stack(settings, warm_on_start=False) as base:
-        _read_load(base, draw, args.popularity_seconds, threads=args.threads)
+        # Other random streams than the measured phase's: the same popularity, not the same requests,
+        # or the restart would replay exactly the reads the warm was ranked by.
+        _read_load(base, draw, args.popularity_seconds, threads=args.threads, streams="popularity")
         time.sleep(settings.popularity_flush_seconds + 1)  # the last read counts reach Redis
     app = create_app(settings)
     app.extensions["shelf.region"].purge(None)
@@ -210,15 +212,22 @@ def _empty_queues(settings: Settings) -> None:
 
 
 def _read_load(
-    base: str, draw, seconds: float, threads: int, sample: bool = False, resource: str | None = "product"
+    base: str,
+    draw,
+    seconds: float,
+    threads: int,
+    sample: bool = False,
+    resource: str | None = "product",
+    streams: str = "cold",
 ) -> list[dict]:
-    """Reads of ``draw(rng)`` paths from keep-alive clients; if ``sample``, per second: the hit ratio
-    (of ``resource``, or of every resource when None) and whether ``/readyz`` answered 200."""
+    """Reads of ``draw(rng)`` paths from keep-alive clients, each seeded from ``streams`` and its
+    index; if ``sample``, per second: the hit ratio (of ``resource``, or of every resource when None)
+    and whether ``/readyz`` answered 200."""
     stop = time.monotonic() + seconds
     host, port = base.removeprefix("http://").split(":")
 
     def reader(index: int) -> None:
-        rng = random.Random(f"cold:{index}")
+        rng = random.Random(f"{streams}:{index}")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
         while time.monotonic() < stop:
             connection.request("GET", draw(rng))
