@@ -37,6 +37,7 @@ from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
 from cache.keys import CacheKey
 from cache.metrics import Event, PrometheusMetrics
+from cache.refresh import BackgroundRefresher
 from cache.region import Region, Result, State
 
 from . import metrics
@@ -197,12 +198,21 @@ class _CountsOnly:
         return None
 
 
+def _refresher(app: Flask, settings: Settings) -> BackgroundRefresher | None:
+    """Stale entries' recomputes, off the request path: each runs in an app context of its own,
+    whose teardown closes the session its creator opened."""
+    if not settings.cache_enabled or settings.cache_refresh_threads == 0:
+        return None
+    return BackgroundRefresher(settings.cache_refresh_threads, context=app.app_context)
+
+
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
     config = cache_config(settings)
     redis_backend = RedisBackend.from_url(settings.redis_url, settings.cache_redis_timeout_ms)
     client = redis_backend.client
     metrics = PrometheusMetrics(registry)
-    built = Region(_backend(settings, redis_backend, metrics), config, metrics)
+    backend = _backend(settings, redis_backend, metrics)
+    built = Region(backend, config, metrics, refresher=_refresher(app, settings))
     app.extensions["shelf.region"] = built
     app.extensions["shelf.cache_headers"] = HeaderPolicy.from_settings(settings)
     app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)

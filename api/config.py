@@ -114,6 +114,7 @@ class Settings:
     cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
     cache_negative_ttl: float = 30.0
     cache_wait_ms: int = 250
+    cache_refresh_threads: int = 2  # background recomputes of stale entries per process; 0: in the request
     cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
     cache_local_max_age: int = 300  # the product entry's soft TTL
     fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
@@ -164,6 +165,7 @@ class Settings:
             cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
             cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
             cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
+            cache_refresh_threads=_at_least(env, "SHELF_CACHE_REFRESH_THREADS", cls.cache_refresh_threads, 0),
             cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
             cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
             fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),

@@ -76,9 +76,10 @@ def metrics(registry) -> PrometheusMetrics:
 def make_region(backend, metrics, clock) -> Callable[..., Region]:
     """Regions over the real Redis with a fake clock, no jitter and, unless given, no XFetch."""
 
-    def make(region_backend=None, random: Callable[[], float] = lambda: 1.0, **config) -> Region:
+    def make(region_backend=None, random: Callable[[], float] = lambda: 1.0, refresher=None, **config):
         policy = CacheConfig(**{"jitter": 0.0, **config})
-        return Region(region_backend or backend, policy, metrics, clock=clock, random=random)
+        chosen = region_backend or backend
+        return Region(chosen, policy, metrics, clock=clock, random=random, refresher=refresher)
 
     return make
 
