@@ -4,8 +4,9 @@ Written by hand instead of going through Flask-Caching's RedisCache, which pickl
 and offers no lease-checked write. The fill is a Lua script that stores only while the
 caller's lease token and the scope generation are unchanged, so an invalidation that lands
 during a slow computation can never be overwritten by the stale result. Scripts are
-registered once and run by EVALSHA; pipelines call EVALSHA directly (redis-py would add a
-SCRIPT EXISTS round trip) and load the script only if Redis answers NOSCRIPT. Every
+registered once and run by EVALSHA; pipelines send EVALSHA as a raw command (redis-py would add a
+SCRIPT EXISTS round trip, and its cluster pipeline refuses ``evalsha()``) and load the script only
+if Redis answers NOSCRIPT. Every
 ``redis.RedisError`` is reported as ``CacheUnavailable``; redis-py's retries are disabled
 because a retried timeout doubles the latency the timeout exists to bound.
 """
@@ -117,10 +118,9 @@ class RedisBackend:
                 pipe.set(key.lease, token, nx=True, px=ttl_ms)
                 if _checked(key):
                     pipe.get(_checked(key))
-                else:
-                    pipe.echo(b"0")
-            replies = pipe.execute()
-        return [int(gen or 0) if won else None for won, gen in zip(replies[::2], replies[1::2], strict=True)]
+            replies = iter(pipe.execute())
+        won = [(next(replies), next(replies) if _checked(key) else None) for key in keys]
+        return [int(checked or 0) if taken else None for taken, checked in won]
 
     def fill(self, fills: Sequence[Fill]) -> list[bool]:
         with _unavailable():
@@ -139,16 +139,12 @@ class RedisBackend:
         ttl_ms: int = 0,
         tags: Iterable[str] = (),
     ) -> None:
+        commands = [("DEL", key.entry, key.lease) for key in keys]
+        for generation_key in generation_keys:
+            commands += [("INCR", generation_key), ("PEXPIRE", generation_key, ttl_ms)]
+        tags = list(tags)
         with _unavailable():
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.delete(key.entry, key.lease)
-            for generation_key in generation_keys:
-                pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
-            tags = list(tags)
-            for tag in tags:
-                pipe.evalsha(self._drop_tag.sha, 1, tag)
-            self._execute_scripted(pipe, DROP_TAG_SCRIPT, self._drop_tag) if tags else pipe.execute()
+            self._run_scripted(commands, tags)
             self._barrier()
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
@@ -166,6 +162,11 @@ class RedisBackend:
                     pipe.unlink(key)  # one key per command: the batch spans cluster slots
                 deleted += sum(pipe.execute())
         return deleted
+
+    def on_connect(self, hook: Callable[[redis.connection.AbstractConnection], None]) -> None:
+        """Run ``hook`` on every new connection, in place of redis-py's own handshake (which the hook
+        must call: ``connection.on_connect()``) and before the connection serves a command."""
+        self.client.connection_pool.connection_kwargs["redis_connect_func"] = hook
 
     def close(self) -> None:
         self.client.close()
@@ -186,26 +187,28 @@ class RedisBackend:
             self._fill.sha = self.client.script_load(FILL_SCRIPT)
             return self._evalsha_fills(fills)
 
-    def _execute_scripted(self, pipe, source: str, script) -> list[object]:
-        """Run a pipeline holding EVALSHAs of ``script``; on NOSCRIPT load it and run it again
-        (deletes and increments replay harmlessly)."""
-        commands = list(pipe.command_stack)
+    def _run_scripted(self, commands: list[tuple], tags: list[str]) -> list[object]:
+        """One pipeline: ``commands``, then a DROP_TAG script call per tag. On NOSCRIPT the script is
+        loaded and the whole pipeline runs again (deletes and increments replay harmlessly)."""
         try:
-            return pipe.execute()
+            return self._pipeline(commands, tags)
         except redis.exceptions.NoScriptError:
-            script.sha = self.client.script_load(source)
-            retry = self.client.pipeline(transaction=False)
-            for args, options in commands:
-                if args[0] == "EVALSHA":
-                    args = ("EVALSHA", script.sha, *args[2:])
-                retry.execute_command(*args, **options)
-            return retry.execute()
+            self._drop_tag.sha = self.client.script_load(DROP_TAG_SCRIPT)
+            return self._pipeline(commands, tags)
+
+    def _pipeline(self, commands: list[tuple], tags: list[str]) -> list[object]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        for tag in tags:
+            pipe.execute_command("EVALSHA", self._drop_tag.sha, 1, tag)
+        return pipe.execute()
 
     def _evalsha_fills(self, fills: Sequence[Fill]) -> list[object]:
         pipe = self.client.pipeline(transaction=False)
         for fill in fills:
             keys, args = _fill_args(fill)
-            pipe.evalsha(self._fill.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self._fill.sha, len(keys), *keys, *args)
         return pipe.execute()
 
 
