@@ -91,7 +91,16 @@ def start_cluster() -> RedisCluster:
     try:
         for port in cluster.ports:
             cluster.processes.append(_start_node(server_binary(), port, Path(directory.name)))
-        nodes = [cluster.node(i) for i in range(MASTERS)]
+        _bootstrap(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _bootstrap(cluster: RedisCluster) -> None:
+    nodes = [cluster.node(i) for i in range(MASTERS)]
+    try:
         _wait(lambda: all(_pings(node) for node in nodes), "nodes to answer PING")
         bounds = [SLOTS * i // MASTERS for i in range(MASTERS + 1)]
         for i, node in enumerate(nodes):
@@ -99,10 +108,9 @@ def start_cluster() -> RedisCluster:
         for port in cluster.ports[1:]:
             nodes[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
         _wait(lambda: all(_formed(node) for node in nodes), "cluster_state:ok on every node")
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
+    finally:
+        for node in nodes:
+            node.close()
 
 
 def _start_node(binary: str, port: int, root: Path) -> subprocess.Popen:
@@ -120,7 +128,7 @@ def _start_node(binary: str, port: int, root: Path) -> subprocess.Popen:
         "--appendonly", "no",
         "--logfile", str(home / "server.log"),
     ]  # fmt: skip
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603 - our binary
 
 
 def _pings(node: redis.Redis) -> bool:

@@ -67,6 +67,16 @@ def client_from_url(url: str, timeout_seconds: float, **options) -> redis.Redis 
     )
 
 
+def close_cluster_client(client: redis.RedisCluster) -> None:
+    """Close every node's connections: ``RedisCluster.close`` leaves the pools of clients it built
+    from a URL open."""
+    nodes = client.get_nodes()
+    client.close()
+    for node in nodes:
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.disconnect()
+
+
 def backend_from_url(url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> RedisBackend:
     """The backend ``url`` names: ``ClusterBackend`` for a cluster URL, else ``RedisBackend``."""
     if is_cluster_url(url):
@@ -95,7 +105,7 @@ class ClusterBackend(RedisBackend):
                 node.redis_connection.connection_pool.connection_kwargs["redis_connect_func"] = hook
 
     def close(self) -> None:
-        self.client.close()
+        close_cluster_client(self.client)
 
     def _barrier(self) -> None:
         return None

@@ -141,7 +141,7 @@ class RedisBackend:
     ) -> None:
         commands = [("DEL", key.entry, key.lease) for key in keys]
         for generation_key in generation_keys:
-            commands += [("INCR", generation_key), ("PEXPIRE", generation_key, ttl_ms)]
+            commands += [("INCRBY", generation_key, 1), ("PEXPIRE", generation_key, ttl_ms)]
         tags = list(tags)
         with _unavailable():
             self._run_scripted(commands, tags)
