@@ -70,6 +70,9 @@ class RedisCluster:
     def url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+
     def node(self, index: int) -> redis.Redis:
         return redis.Redis(port=self.ports[index], socket_timeout=5)
 

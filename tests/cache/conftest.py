@@ -26,7 +26,6 @@ from cache.config import CacheConfig
 from cache.metrics import PrometheusMetrics
 from cache.region import Region
 from tests.conftest import _with_path
-from tests.redis_cluster import start_cluster
 
 from .support import FakeClock
 
@@ -54,13 +53,6 @@ def cache_redis_url(base_settings) -> str:
     """SHELF_TEST_CACHE_REDIS_URL, else db 14 of the Redis the rest of the suite uses (REDIS_URL)."""
     default = _with_path(base_settings.redis_url, "/14")
     return os.environ.get("SHELF_TEST_CACHE_REDIS_URL", default)
-
-
-@pytest.fixture(scope="session")
-def redis_cluster():
-    cluster = start_cluster()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
