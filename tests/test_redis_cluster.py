@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api import create_app
 from api.config import ConfigError, Settings
 from cache.backends.cluster import ClusterBackend, close_cluster_client
+from tests.cache.support import closed_port
 from tests.factories import make_category, make_product, token
 
 
@@ -67,6 +70,48 @@ def test_reads_follow_writes_on_the_cluster(cluster_app, engine, auth):
     body = {"sku": token("S"), "name": "New", "brand": "B", "price": "3.00", "category": category.slug}
     created = client.post("/v1/products", json=body, headers=auth).get_json()
     assert created["id"] in stocks(listings[0])
+
+
+def test_a_write_while_a_node_is_unreachable_is_replayed_before_that_node_serves(cluster_app, engine, auth):
+    """The node holding a product stops answering (CLIENT PAUSE) while the product is written: the
+    write succeeds and keeps its invalidation in the outbox; once the node answers again, the
+    stale entry it still holds is never served (the replay runs as the new connection opens)."""
+    product = make_product(engine, make_category(engine), stock=5)
+    client, path = cluster_app.test_client(), f"/v1/products/{product.id}"
+    client.get(path)
+    assert client.get(path).headers["X-Cache"] == "HIT"
+    owner = cluster_app.extensions["shelf.cache_client"].get_node_from_key(
+        cluster_app.extensions["shelf.region"].keys.product(product.id).entry
+    )
+    pause_ms = 3000
+    owner.redis_connection.execute_command("CLIENT", "PAUSE", pause_ms, "ALL")
+    paused_until = time.monotonic() + pause_ms / 1000
+    assert client.patch(path, json={"stock": 0}, headers=auth).status_code == 200
+    assert time.monotonic() < paused_until, "the write outlasted the pause: make the pause longer"
+    assert cluster_app.extensions["shelf.outbox"].pending() >= 1
+    time.sleep(max(0.0, paused_until - time.monotonic()) + 0.1)
+    assert client.get(path).get_json()["stock"] == 0
+
+
+def test_a_cluster_down_at_start_up_degrades_the_cache_instead_of_failing(make_app, engine, auth, redis_url):
+    """redis-py's cluster client connects in its constructor; a cluster nobody answers for must
+    still give an app that serves reads from PostgreSQL and takes writes."""
+    app = make_app(
+        redis_url=f"redis+cluster://127.0.0.1:{closed_port()}",
+        queue_redis_url=redis_url,
+        rate_limit_redis_url=redis_url,
+        cache_local_entries=0,
+    )
+    client = app.test_client()
+    category = make_category(engine)
+    product = make_product(engine, category, stock=5)
+    path = f"/v1/products/{product.id}"
+    read = client.get(path)
+    assert read.status_code == 200 and read.headers["X-Cache"] == "BYPASS"
+    assert client.get(f"/v1/products?category={category.slug}").status_code == 200
+    assert client.patch(path, json={"stock": 1}, headers=auth).status_code == 200
+    assert client.get(path).get_json()["stock"] == 1
+    assert client.get("/readyz").status_code == 503
 
 
 @pytest.mark.parametrize(

@@ -27,17 +27,19 @@ here: it exists only to let a near cache's listener see the invalidation.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from ..api import Lookup
 from ..config import REDIS_TIMEOUT_MS
 from ..keys import CacheKey
-from .redis import RedisBackend, _raw, _unavailable
+from .redis import RedisBackend, _raw
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """``REDIS_URL`` schemes that name a cluster (any one node; the rest are discovered)."""
@@ -58,16 +60,49 @@ def cluster_client(url: str, timeout_seconds: float, **options) -> redis.RedisCl
     )
 
 
-def client_from_url(url: str, timeout_seconds: float, **options) -> redis.Redis | redis.RedisCluster:
-    """A standalone client, or a cluster client for the ``redis+cluster://`` forms."""
+class LazyClusterClient:
+    """A ``RedisCluster`` built on first use. redis-py's connects in its constructor (to learn the
+    slot map), which would turn a cluster that is down when the app starts into a start-up failure
+    instead of a cache that degrades and comes back; this proxy makes the first command pay for it,
+    inside the backend's error handling. ``register_script`` needs no connection (the scripts'
+    SHA1 is computed locally)."""
+
+    def __init__(self, url: str, timeout_seconds: float, **options):
+        self._url, self._timeout, self._options = url, timeout_seconds, options
+        self._client: redis.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> redis.RedisCluster | None:
+        return self._client
+
+    def connect(self) -> redis.RedisCluster:
+        with self._lock:
+            if self._client is None:
+                self._client = cluster_client(self._url, self._timeout, **self._options)
+            return self._client
+
+    def set_option(self, name: str, value: object) -> None:
+        """An option of every connection: of the client to come, and of the one built, if any."""
+        self._options[name] = value
+
+    def register_script(self, script: str) -> Script:
+        return Script(self, script.encode())
+
+    def __getattr__(self, name: str):
+        return getattr(self.connect(), name)
+
+
+def client_from_url(url: str, timeout_seconds: float, **options) -> redis.Redis | LazyClusterClient:
+    """A standalone client, or a cluster client (built on first use) for the ``redis+cluster://`` forms."""
     if is_cluster_url(url):
-        return cluster_client(url, timeout_seconds, **options)
+        return LazyClusterClient(url, timeout_seconds, **options)
     return redis.Redis.from_url(
         url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, **options
     )
 
 
-def close_cluster_client(client: redis.RedisCluster) -> None:
+def close_cluster_client(client: redis.RedisCluster | LazyClusterClient) -> None:
     """Close every node's connections: ``RedisCluster.close`` leaves the pools of clients it built
     from a URL open."""
     nodes = client.get_nodes()
@@ -85,27 +120,52 @@ def backend_from_url(url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> RedisBacke
 
 
 class ClusterBackend(RedisBackend):
+    cluster = True
+
     @classmethod
     def from_url(cls, url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> ClusterBackend:
         """No client-side retries, as on a single Redis; MOVED and ASK are still followed."""
-        return cls(cluster_client(url, timeout_ms / 1000, retry=Retry(NoBackoff(), 0)))
+        return cls(LazyClusterClient(url, timeout_ms / 1000, retry=Retry(NoBackoff(), 0)))
 
     def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
         if not keys:
             return []
-        with _unavailable():
+        with self._errors():
             replies = self.client.mget_nonatomic([key.entry for key in keys])
         return [Lookup(_raw(reply)) for reply in replies]
 
     def on_connect(self, hook: Callable[[redis.connection.AbstractConnection], None]) -> None:
-        # Nodes found later (a slot moved, a node replaced) are built from the manager's kwargs.
-        self.client.nodes_manager.connection_kwargs["redis_connect_func"] = hook
-        for node in self.client.get_nodes():
+        # Nodes found later (a slot moved, a node replaced) are built from the manager's kwargs. The
+        # pools of the nodes found so far already hold connections (discovering the slot map opened
+        # them), and a connection keeps the hook it was made with across reconnects: reset drops them.
+        self.client.set_option("redis_connect_func", hook)
+        built = self.client.built
+        if built is None:
+            return
+        built.nodes_manager.connection_kwargs["redis_connect_func"] = hook
+        for node in built.get_nodes():
             if node.redis_connection is not None:
-                node.redis_connection.connection_pool.connection_kwargs["redis_connect_func"] = hook
+                pool = node.redis_connection.connection_pool
+                pool.connection_kwargs["redis_connect_func"] = hook
+                pool.reset()
 
     def close(self) -> None:
-        close_cluster_client(self.client)
+        if self.client.built is not None:
+            close_cluster_client(self.client.built)
+
+    def _failed(self) -> None:
+        # redis-py's cluster pipeline hands a connection whose read timed out back to its pool
+        # still connected, with the replies it did not read yet still to come; and every
+        # connection left open would skip the ``on_connect`` hook (the outbox's replay before a
+        # connection serves). So after any failure every node's idle connections are closed and
+        # those in use are closed when they are handed back.
+        built = self.client.built
+        for node in built.get_nodes() if built is not None else ():
+            if node.redis_connection is not None:
+                pool = node.redis_connection.connection_pool
+                with pool._lock:
+                    pool.update_active_connections_for_reconnect()
+                    pool.disconnect_free_connections()
 
     def _barrier(self) -> None:
         return None

@@ -92,7 +92,7 @@ class NearCache:
     ):
         if max_entries < 1 or max_age <= 0:
             raise ValueError("a near cache needs max_entries >= 1 and max_age > 0")
-        if isinstance(inner.client, redis.RedisCluster):
+        if inner.cluster:
             raise ValueError(
                 "a near cache cannot front a Redis Cluster: its invalidations come from one node's "
                 "key tracking, and a cluster spreads the keys over several; turn the near cache off"

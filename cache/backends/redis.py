@@ -6,9 +6,9 @@ caller's lease token and the scope generation are unchanged, so an invalidation 
 during a slow computation can never be overwritten by the stale result. Scripts are
 registered once and run by EVALSHA; pipelines send EVALSHA as a raw command (redis-py would add a
 SCRIPT EXISTS round trip, and its cluster pipeline refuses ``evalsha()``) and load the script only
-if Redis answers NOSCRIPT. Every
-``redis.RedisError`` is reported as ``CacheUnavailable``; redis-py's retries are disabled
-because a retried timeout doubles the latency the timeout exists to bound.
+if Redis answers NOSCRIPT. Every ``redis.RedisError`` (and a cluster client's topology error) is
+reported as ``CacheUnavailable``; redis-py's retries are disabled because a retried timeout
+doubles the latency the timeout exists to bound.
 """
 
 from __future__ import annotations
@@ -70,8 +70,15 @@ return 0
 
 PURGE_BATCH = 500
 
+STORE_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+"""What a call to Redis may raise when the store fails; a cluster client's topology errors
+(no reachable node, slots not covered) are not ``RedisError``s."""
+
 
 class RedisBackend:
+    cluster = False
+    """Whether the store is a Redis Cluster (``backends.cluster``)."""
+
     def __init__(self, client: redis.Redis):
         self.client = client
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
@@ -89,7 +96,7 @@ class RedisBackend:
         return cls(client)
 
     def get(self, key: CacheKey) -> Lookup:
-        with _unavailable():
+        with self._errors():
             if key.generation is None:
                 return lookup_from(key, self.client.get(key.entry))
             return lookup_from(key, self.client.mget(key.entry, key.generation))
@@ -97,12 +104,12 @@ class RedisBackend:
     def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
         if not keys:
             return []
-        with _unavailable():
+        with self._errors():
             replies = self.client.mget([key.entry for key in keys])
         return [Lookup(_raw(reply)) for reply in replies]
 
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
-        with _unavailable():
+        with self._errors():
             reply = self._acquire(keys=_keys(key), args=[token, ttl_ms])
         if reply is None:
             return None
@@ -112,7 +119,7 @@ class RedisBackend:
         return Lookup(_raw(raw), int(checked))
 
     def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
-        with _unavailable():
+        with self._errors():
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key.lease, token, nx=True, px=ttl_ms)
@@ -123,13 +130,13 @@ class RedisBackend:
         return [int(checked or 0) if taken else None for taken, checked in won]
 
     def fill(self, fills: Sequence[Fill]) -> list[bool]:
-        with _unavailable():
+        with self._errors():
             if len(fills) == 1:
                 return [bool(self._fill(*_fill_args(fills[0])))]
             return [bool(reply) for reply in self._fill_pipelined(fills)]
 
     def release(self, key: CacheKey, token: str) -> None:
-        with _unavailable():
+        with self._errors():
             self._release(keys=[key.lease], args=[token])
 
     def invalidate(
@@ -143,19 +150,19 @@ class RedisBackend:
         for generation_key in generation_keys:
             commands += [("INCRBY", generation_key, 1), ("PEXPIRE", generation_key, ttl_ms)]
         tags = list(tags)
-        with _unavailable():
+        with self._errors():
             self._run_scripted(commands, tags)
             self._barrier()
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
-        with _unavailable():
+        with self._errors():
             pipe = self.client.pipeline(transaction=False)
             value, _ = pipe.incr(counter_key).pexpire(counter_key, ttl_ms).execute()
         return int(value)
 
     def purge(self, match: str, select: Callable[[str], bool]) -> int:
         deleted = 0
-        with _unavailable():
+        with self._errors():
             for batch in _batches(self.client.scan_iter(match=match, count=PURGE_BATCH), select):
                 pipe = self.client.pipeline(transaction=False)
                 for key in batch:
@@ -171,6 +178,20 @@ class RedisBackend:
     def close(self) -> None:
         self.client.close()
         self.client.connection_pool.disconnect()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Report a Redis error as ``CacheUnavailable``, after ``_failed`` has run."""
+        try:
+            with _unavailable():
+                yield
+        except CacheUnavailable:
+            self._failed()
+            raise
+
+    def _failed(self) -> None:
+        """After a failed call: nothing to do here, redis-py drops the connection that failed."""
+        return None
 
     def _barrier(self) -> None:
         # Redis reads this PING only after writing out every reply and tracking push of the loop
@@ -216,7 +237,7 @@ class RedisBackend:
 def _unavailable() -> Iterator[None]:
     try:
         yield
-    except (redis.RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
