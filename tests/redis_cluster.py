@@ -76,6 +76,31 @@ class RedisCluster:
     def node(self, index: int) -> redis.Redis:
         return redis.Redis(port=self.ports[index], socket_timeout=5)
 
+    def owner_of(self, slot: int) -> int:
+        """Index of the node serving ``slot``, as the cluster sees it now."""
+        with contextlib.closing(self.node(0)) as node:
+            for start, end, master, *_ in node.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return self.ports.index(int(master[1]))
+        raise LookupError(f"slot {slot} is not served")
+
+    def move_slot(self, slot: int, to: int) -> None:
+        """Reshard ``slot`` to node ``to`` with its keys, as ``redis-cli --cluster reshard`` does:
+        IMPORTING / MIGRATING, MIGRATE every key, then SETSLOT NODE on every node."""
+        source, target = self.node(self.owner_of(slot)), self.node(to)
+        try:
+            source_id, target_id = _node_id(source), _node_id(target)
+            target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                source.execute_command("MIGRATE", "127.0.0.1", self.ports[to], "", 0, 5000, "KEYS", *keys)
+            for index in range(MASTERS):
+                with contextlib.closing(self.node(index)) as node:
+                    node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        finally:
+            source.close()
+            target.close()
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -132,6 +157,10 @@ def _start_node(binary: str, port: int, root: Path) -> subprocess.Popen:
         "--logfile", str(home / "server.log"),
     ]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603 - our binary
+
+
+def _node_id(node: redis.Redis) -> str:
+    return node.execute_command("CLUSTER", "MYID").decode()
 
 
 def _pings(node: redis.Redis) -> bool:
