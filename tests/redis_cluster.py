@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +77,23 @@ class RedisCluster:
 
     def node(self, index: int) -> redis.Redis:
         return redis.Redis(port=self.ports[index], socket_timeout=5)
+
+    @contextlib.contextmanager
+    def frozen(self, index: int) -> Iterator[None]:
+        """Node ``index`` stopped (SIGSTOP) inside the block: connections to it hang, its data stays.
+        After the block it runs again, and the block's exit waits for ``cluster_state:ok``."""
+        process = self.processes[index]
+        process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGCONT)
+            nodes = [self.node(i) for i in range(MASTERS)]
+            try:
+                _wait(lambda: all(_formed(node) for node in nodes), "the cluster to recover")
+            finally:
+                for node in nodes:
+                    node.close()
 
     def owner_of(self, slot: int) -> int:
         """Index of the node serving ``slot``, as the cluster sees it now."""
