@@ -86,8 +86,10 @@ default, which would turn a single-flight test into a timeout test. Fault tests 
 
 
 @pytest.fixture
-def backend(store_url, redis_db):
+def backend(store, store_url, redis_db):
     backend = backend_from_url(store_url, timeout_ms=TEST_REDIS_TIMEOUT_MS)
+    if store == "cluster":
+        backend.client.connect()  # learn the slot map now, as a serving app has: tests time operations
     yield backend
     backend.close()
 
