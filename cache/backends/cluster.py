@@ -20,6 +20,11 @@ A scope-wide hash tag concentrates one scope's pages on one node; scopes (all pr
 category) spread over the nodes. The alternative, a tag per page with tag sets split per slot,
 would make a category write drop tag sets on every node and lose the guard-then-drop order.
 
+Failures degrade as on a single Redis: the client is built on first use (``LazyClusterClient``),
+topology errors count as store errors, and after any failure every node's idle connections are
+closed (``ClusterBackend._failed``), so the next command opens a fresh one and the app's
+``on_connect`` hook (the outbox replay) runs before it serves.
+
 The near cache (``backends.near``) needs one tracking listener per node and re-registration on
 slot moves; it refuses a cluster instead (see ``NearCache``). No barrier PING follows a write
 here: it exists only to let a near cache's listener see the invalidation.
