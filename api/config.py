@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from cache.backends.cluster import is_cluster_url
+
 DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
 """Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
 
@@ -137,6 +139,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
 
+    def __post_init__(self) -> None:
+        check_cluster_use(self)
+
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
@@ -201,6 +206,26 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+def check_cluster_use(settings: Settings) -> None:
+    """Refuse a Redis Cluster URL (``redis+cluster://``) wherever what uses it needs one server."""
+    if is_cluster_url(settings.queue_url):
+        named = "SHELF_QUEUE_REDIS_URL" if settings.queue_redis_url else "REDIS_URL (used for queues too)"
+        raise ConfigError(
+            f"{named} names a Redis Cluster, but rq queues need a standalone Redis (rq moves jobs "
+            "between keys of different slots): set SHELF_QUEUE_REDIS_URL to a standalone server"
+        )
+    if settings.rate_limits_enabled and is_cluster_url(settings.rate_limit_redis_url or settings.redis_url):
+        raise ConfigError(
+            "rate-limit counters need a standalone Redis, and SHELF_RATE_LIMIT_REDIS_URL (or REDIS_URL, "
+            "its default) names a Redis Cluster: set SHELF_RATE_LIMIT_REDIS_URL to a standalone server"
+        )
+    if is_cluster_url(settings.redis_url) and settings.cache_enabled and settings.cache_local_entries:
+        raise ConfigError(
+            "the near cache cannot run on a Redis Cluster yet (its key tracking is per node), and "
+            "REDIS_URL names one: set SHELF_CACHE_LOCAL_ENTRIES=0"
+        )
 
 
 def normalize_database_url(url: str) -> str:
