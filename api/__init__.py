@@ -6,8 +6,9 @@ import time, so tests and jobs can build an app against their own servers.
 
 from __future__ import annotations
 
-import redis
 from flask import Flask
+
+from cache.backends.cluster import client_from_url
 
 from . import (
     background,
@@ -58,9 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.warm_ready_ratio,
         settings.warm_ready_seconds,
     )
-    app.extensions["shelf.redis"] = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-    )
+    app.extensions["shelf.redis"] = client_from_url(settings.redis_url, REDIS_TIMEOUT_SECONDS)
     api = Api(app)
     for module in (products, reviews, categories, admin, jobs):
         api.register_blueprint(module.blp)
@@ -76,8 +75,7 @@ def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     app.extensions["shelf.outbox"] = outbox
     effects.append(outbox)
     if settings.cache_enabled:
-        pool = app.extensions["shelf.cache_client"].connection_pool
-        pool.connection_kwargs["redis_connect_func"] = outbox.on_redis_connect
+        app.extensions["shelf.redis_backend"].on_connect(outbox.on_redis_connect)
     if settings.cache_enabled and settings.replica_database_url:
         replica = replica_reads(app, settings, registry)
         app.extensions["shelf.replica"] = replica

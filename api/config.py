@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from cache.backends.cluster import is_cluster_url
+
 DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
 """Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
 
@@ -128,6 +130,7 @@ class Settings:
     cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
     cache_negative_ttl: float = 30.0
     cache_wait_ms: int = 250
+    cache_refresh_threads: int = 2  # background recomputes of stale entries per process; 0: in the request
     cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
     cache_local_max_age: int = 300  # the product entry's soft TTL
     fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
@@ -151,6 +154,9 @@ class Settings:
     trusted_proxies: int = 0
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        check_cluster_use(self)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -181,6 +187,7 @@ class Settings:
             cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
             cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
             cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
+            cache_refresh_threads=_at_least(env, "SHELF_CACHE_REFRESH_THREADS", cls.cache_refresh_threads, 0),
             cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
             cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
             fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),
@@ -218,6 +225,26 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+def check_cluster_use(settings: Settings) -> None:
+    """Refuse a Redis Cluster URL (``redis+cluster://``) wherever what uses it needs one server."""
+    if is_cluster_url(settings.queue_url):
+        named = "SHELF_QUEUE_REDIS_URL" if settings.queue_redis_url else "REDIS_URL (used for queues too)"
+        raise ConfigError(
+            f"{named} names a Redis Cluster, but rq queues need a standalone Redis (rq moves jobs "
+            "between keys of different slots): set SHELF_QUEUE_REDIS_URL to a standalone server"
+        )
+    if settings.rate_limits_enabled and is_cluster_url(settings.rate_limit_redis_url or settings.redis_url):
+        raise ConfigError(
+            "rate-limit counters need a standalone Redis, and SHELF_RATE_LIMIT_REDIS_URL (or REDIS_URL, "
+            "its default) names a Redis Cluster: set SHELF_RATE_LIMIT_REDIS_URL to a standalone server"
+        )
+    if is_cluster_url(settings.redis_url) and settings.cache_enabled and settings.cache_local_entries:
+        raise ConfigError(
+            "the near cache cannot run on a Redis Cluster yet (its key tracking is per node), and "
+            "REDIS_URL names one: set SHELF_CACHE_LOCAL_ENTRIES=0"
+        )
 
 
 def normalize_database_url(url: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import caching, pagination, popularity, product_pages, readiness
-from api.models import Product, ProductRatingSummary
+from api.models import Category, Product, ProductRatingSummary
 from api.popularity import most_viewed
 from api.representations import REVIEW_PAGE, render, render_product
 from api.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
@@ -59,7 +59,7 @@ def warm(
         for start in range(0, len(targets), BATCH):
             stored += warm_products(db, region, targets[start : start + BATCH])
             report(min(start + BATCH, len(targets)), len(targets))
-        pages = warm_list_pages(db, region, app, category) if scope == "category" else 0
+        pages = sum(warm_list_pages(db, region, app, slug) for slug in _list_scopes(db, scope, category))
     return {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
 
 
@@ -97,9 +97,21 @@ def warm_review_pages(db: Session, region, product_ids: list[int]) -> int:
     return region.fill_many(items, reservation)
 
 
-def warm_list_pages(db: Session, region, app, slug: str) -> int:
-    """The first page of every sort of a category's list, keyed exactly as a request's would be."""
-    queries = [ProductListQuerySchema().load({"category": slug, "sort": sort}) for sort in SORTS]
+def _list_scopes(db: Session, scope: str, category: str | None) -> list[str | None]:
+    """Whose list pages a warm fills: the category's; for the whole catalog, every category's and
+    the unfiltered list's (None); none for popular or explicit products."""
+    if scope == "category":
+        return [category]
+    if scope == "all":
+        return [None, *db.scalars(select(Category.slug).order_by(Category.slug))]
+    return []
+
+
+def warm_list_pages(db: Session, region, app, slug: str | None) -> int:
+    """The first page of every sort of a category's list (of the unfiltered list when ``slug`` is
+    None), keyed exactly as a request's would be."""
+    scope = {} if slug is None else {"category": slug}
+    queries = [ProductListQuerySchema().load({**scope, "sort": sort}) for sort in SORTS]
     return warm_page_queries(db, region, app, queries)
 
 
