@@ -139,6 +139,8 @@ def test_it_says_where_it_listens(settings, redis_client, tmp_path):
         while expected not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
         assert expected in log.read_text(), log.read_text()
+        listening = [line for line in log.read_text().splitlines() if "Listening at:" in line]
+        assert listening == [line for line in listening if expected in line]  # no blank one before it
         wait_until_serving(process, port)  # a SIGTERM to workers still booting can outlast the wait below
     finally:
         process.terminate()
