@@ -8,6 +8,7 @@ packages installed in this environment (every pinned requirement is installed he
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from importlib import metadata
 from pathlib import Path
@@ -74,3 +75,32 @@ def test_the_image_installs_requirements_txt_only():
 def test_make_run_installs_the_local_requirements():
     makefile = (ROOT / "Makefile").read_text()
     assert "pip install --disable-pip-version-check -r requirements-local.txt" in makefile
+
+
+def ignored_by(patterns: list[str], path: str) -> bool:
+    """Whether .dockerignore drops ``path`` (its patterns here: names, folders and ``**/`` globs)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(part, pattern[3:]) for part in parts):
+                return True
+        elif any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
+
+
+def build_context() -> list[str]:
+    """The files ``docker build .`` would send: the working tree minus what .dockerignore drops."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    files = [str(path.relative_to(ROOT)) for path in ROOT.rglob("*") if path.is_file() or path.is_symlink()]
+    return sorted(path for path in files if not ignored_by(patterns, path))
+
+
+def test_the_build_context_holds_the_sources_and_no_local_state():
+    context = build_context()
+    for needed in ("requirements.txt", "gunicorn.conf.py", "api/__init__.py", "migrations/env.py"):
+        assert needed in context
+    local_state = re.compile(r"^(\.venv|\.data|\.git|loadtest/results)(/|$)|(^|/)(\.env|__pycache__)(/|$)")
+    assert [path for path in context if local_state.search(path)] == []
