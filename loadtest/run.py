@@ -7,7 +7,9 @@ detail alone (warm) and the /healthz floor, the single-endpoint pair, and a diag
 detail with the rate limiter off) that shows what the limiter costs on the hit path. Raw results
 (results.json, Locust's CSVs and HTML reports, server logs) go to ``loadtest/results/<timestamp>/``;
 the charts under ``loadtest/charts/`` and ``benchmarks.md`` are then regenerated from them
-(``python -m loadtest.report DIR`` does that step again from saved results). Finally, unless
+(``python -m loadtest.report DIR`` does that step again from saved results). After the Locust arms
+come the ceiling arms (``loadtest.ceiling``: the hot path on gunicorn and granian side by side,
+driven by wrk; ``--ceiling-only`` runs just those, ``--ceiling-rounds 0`` skips them). Finally, unless
 ``--profile-seconds 0``, one worker is profiled with py-spy under product-detail hits, after and apart
 from the measured arms.
 """
