@@ -123,9 +123,9 @@ class ShelfCache(BaseCache):
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         cache_key = self.region.keys.flask_cache(key)
         held = self._pending().pop(key, None)
-        lease = held[1] if held else self.region.claim(cache_key).lease
+        lease = held[1] if held else self.region.lease(cache_key)  # a plain set overwrites
         if lease is None:
-            return False  # another caller is filling it
+            return False  # another caller is filling it, or the store is down
         try:
             body = encode_value(value)
         except Unstorable as exc:

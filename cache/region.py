@@ -215,6 +215,11 @@ class Region:
         self.metrics.count(Event.FILLS if stored else Event.FILL_REJECTED, key.resource)
         return stored
 
+    def lease(self, key: CacheKey) -> _Lease | None:
+        """The key's lease whatever is stored, to ``complete`` an overwrite; None when another caller
+        holds it or the store is down. Never raises."""
+        return self._lease_or_none(key)
+
     def abandon(self, key: CacheKey, lease: _Lease) -> None:
         """Give up a lease ``claim`` handed out without filling, so waiters need not outwait it."""
         self._release(key, lease.token)

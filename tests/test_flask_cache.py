@@ -69,6 +69,25 @@ def test_a_memoized_function_runs_once_and_is_stored_as_json(app, redis_client):
         assert calls == [3, 3]
 
 
+def test_a_plain_set_overwrites_and_delete_drops(app):
+    with app.app_context():
+        backend = cache.cache
+        assert backend.set("k", "a") and backend.set("k", "b")
+        assert backend.get("k") == "b" and backend.has("k")
+        assert backend.delete("k")
+        assert not backend.has("k")
+
+
+def test_a_fill_computed_before_a_delete_is_not_stored(app):
+    """Lease-checked fills: a delete between the miss and its set (a write's invalidation) voids it."""
+    with app.app_context():
+        backend = cache.cache
+        assert backend.get("raced") is None  # a miss: this caller now holds the lease
+        assert backend.delete("raced")
+        assert backend.set("raced", "computed from data the write changed") is False
+        assert not backend.has("raced")
+
+
 def test_concurrent_misses_compute_once(app):
     """Single flight: the first miss takes the key's lease; the others wait for its fill."""
     calls, start = [], threading.Barrier(6)
