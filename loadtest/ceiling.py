@@ -5,8 +5,8 @@ wrk (a C load generator, ``apt-get install wrk``), and Locust stays for the work
 runs every arm on every server, interleaved (detail on gunicorn, detail on granian, detail-off on
 gunicorn, ...), each against a fresh server with the same workers and threads:
 
-- **detail**: cached product detail over random active ids (cache purged, warmed by ``cache warm``,
-  then a short wrk warm-up so every worker's near cache holds it), the fast path on;
+- **detail**: cached product detail over random active ids (cache purged and warmed by ``cache warm``
+  once a round, then a short wrk warm-up per arm so every worker's near cache holds it), fast path on;
 - **detail-flask**: as detail with ``SHELF_FAST_PATH=false`` (every hit through Flask): the fast
   path's gain behind each server;
 - **detail-off**: the same requests with ``SHELF_CACHE_ENABLED=false``;
@@ -43,20 +43,18 @@ class CeilingArm:
     title: str
     path: str
     app_env: tuple[tuple[str, str], ...] = ()
-    warm: bool = False
     target: str = SHELF_APP
 
 
 CEILING_ARMS = {
     arm.name: arm
     for arm in (
-        CeilingArm("detail", "cached product detail, fast path on", DETAIL_PATH, warm=True),
+        CeilingArm("detail", "cached product detail, fast path on", DETAIL_PATH),
         CeilingArm(
             "detail-flask",
             "cached product detail, every hit through Flask",
             DETAIL_PATH,
             (("SHELF_FAST_PATH", "false"),),
-            warm=True,
         ),
         CeilingArm(
             "detail-off", "product detail, cache off", DETAIL_PATH, (("SHELF_CACHE_ENABLED", "false"),)
@@ -143,19 +141,25 @@ def run_arm(arm: CeilingArm, server_name: str, opts, base_env: dict[str, str], o
     out_dir.mkdir(parents=True, exist_ok=True)
     env = app_env(base_env, arm)
     with serve(server_name, env, out_dir / f"{server_name}.log", arm.target) as server:
-        if arm.warm:
-            flask(["cache", "purge"], env)
-            flask(["cache", "warm", "--scope", "all", "--sync"], env)
         if opts.ceiling_warmup > 0:
             run_wrk(opts, server.base_url, arm.path, opts.ceiling_warmup, server.pid)
         result = run_wrk(opts, server.base_url, arm.path, opts.ceiling_duration, server.pid)
     return {"arm": arm.name, "server": server_name, "title": arm.title, **result}
 
 
+def warm_redis(env: dict[str, str]) -> None:
+    """Purge, then cache every product: the cached arms only read, so one warm serves a round's
+    arms on both servers (each arm's wrk warm-up then fills that server's near caches)."""
+    flask(["cache", "purge"], env)
+    flask(["cache", "warm", "--scope", "all", "--sync"], env)
+
+
 def run_rounds(opts, base_env: dict[str, str], out_dir: Path, say) -> list[dict]:
     """``opts.ceiling_rounds`` rounds of every ceiling arm on every server, interleaved."""
     rounds = []
     for number in range(1, opts.ceiling_rounds + 1):
+        say(f"ceiling round {number}: cache purged and warmed (every product), for the cached arms")
+        warm_redis(base_env)
         results = {}
         for arm in CEILING_ARMS.values():
             for server_name in SERVERS:
