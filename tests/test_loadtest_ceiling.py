@@ -15,6 +15,12 @@ from loadtest.catalog import export_active_ids
 from loadtest.server import SERVERS, serve
 
 
+@pytest.fixture
+def wrk():
+    """wrk must be installed for these tests (.ci/run installs it; see the README's "Benchmarks")."""
+    assert ceiling.wrk_missing() is None, ceiling.wrk_missing()
+
+
 def wrk_options(tmp_path, ids_file=None) -> argparse.Namespace:
     return argparse.Namespace(
         wrk_threads=1, wrk_connections=4, ids_file=ids_file or tmp_path / "none", seed=7, ceiling_rounds=1
@@ -26,7 +32,9 @@ def server_env(settings) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("server_name", SERVERS)
-def test_wrk_counts_the_bare_apps_answers_and_the_servers_cpu(settings, redis_client, tmp_path, server_name):
+def test_wrk_counts_the_bare_apps_answers_and_the_servers_cpu(
+    wrk, settings, redis_client, tmp_path, server_name
+):
     env = server_env(settings) | {"SHELF_ENV": "test"}
     with serve(server_name, env, tmp_path / "server.log", ceiling.BARE_APP) as server:
         result = ceiling.run_wrk(wrk_options(tmp_path), server.base_url, "/", 2, server.pid)
@@ -36,7 +44,7 @@ def test_wrk_counts_the_bare_apps_answers_and_the_servers_cpu(settings, redis_cl
     assert set(result["latency_ms"]) == {"p50", "p75", "p90", "p99"}
 
 
-def test_product_detail_ids_come_from_the_catalog(settings, engine, redis_client, tmp_path):
+def test_product_detail_ids_come_from_the_catalog(wrk, settings, engine, redis_client, tmp_path):
     """Every request of the detail arm names an active product: no 404 among the answers."""
     seed_catalog(engine, products=30, reviews=0, seed=5)
     ids_file = tmp_path / "ids.txt"
