@@ -26,7 +26,7 @@ import base64
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from flask import Flask, Response
@@ -36,6 +36,7 @@ from flask_caching.backends.base import BaseCache
 from cache.api import CacheUnavailable
 from cache.config import ResourceTTL
 from cache.entry import Payload, etag_for
+from cache.keys import CacheKey
 from cache.region import Region
 
 logger = logging.getLogger("shelf.flask_cache")
@@ -85,6 +86,14 @@ def decode_value(raw: bytes) -> tuple[bool, Any]:
     return False, None
 
 
+class Held(NamedTuple):
+    """A lease a ``get`` took on a miss, kept for the ``set`` that follows in the same thread."""
+
+    key: CacheKey
+    lease: Any
+    since: float  # perf_counter at the miss: the time until the set is the compute time
+
+
 class ShelfCache(BaseCache):
     """Flask-Caching's cache API over a Shelf ``Region`` (see the module docstring)."""
 
@@ -106,7 +115,7 @@ class ShelfCache(BaseCache):
         cache_key = self.region.keys.flask_cache(key)
         claim = self.region.claim(cache_key)
         if claim.lease is not None:
-            self._hold(key, (cache_key, claim.lease, time.perf_counter()))
+            self._hold(key, Held(cache_key, claim.lease, time.perf_counter()))
             return None
         if claim.entry is None:
             return None
@@ -123,7 +132,7 @@ class ShelfCache(BaseCache):
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         cache_key = self.region.keys.flask_cache(key)
         held = self._pending().pop(key, None)
-        lease = held[1] if held else self.region.lease(cache_key)  # a plain set overwrites
+        lease = held.lease if held else self.region.lease(cache_key)  # a plain set overwrites
         if lease is None:
             return False  # another caller is filling it, or the store is down
         try:
@@ -132,7 +141,7 @@ class ShelfCache(BaseCache):
             logger.warning("not cached under %r: %s", key, exc)
             self.region.abandon(cache_key, lease)
             return False
-        compute_ms = (time.perf_counter() - held[2]) * 1000 if held else 0.0
+        compute_ms = (time.perf_counter() - held.since) * 1000 if held else 0.0
         payload = Payload(200, body, etag_for(body))
         return self.region.complete(cache_key, lease, payload, self._ttl(timeout), compute_ms)
 
@@ -158,14 +167,14 @@ class ShelfCache(BaseCache):
     def release_held(self) -> None:
         """Give back the leases this thread took on a miss whose ``set`` never came (the view raised)."""
         held = self._pending()
-        for cache_key, lease, _ in held.values():
-            self.region.abandon(cache_key, lease)
+        for each in held.values():
+            self.region.abandon(each.key, each.lease)
         held.clear()
 
-    def _hold(self, key: str, held: tuple) -> None:
+    def _hold(self, key: str, held: Held) -> None:
         previous = self._pending().pop(key, None)
         if previous is not None:
-            self.region.abandon(previous[0], previous[1])
+            self.region.abandon(previous.key, previous.lease)
         self._pending()[key] = held
 
     def _ttl(self, timeout: int | None) -> ResourceTTL | None:
