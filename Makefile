@@ -12,8 +12,8 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
 # Installs are skipped while the requirement files' checksums match the stamp names.
-RUN_STAMP := $(VENV)/.installed-run-$(firstword $(shell cat requirements.txt | cksum))
-DEV_STAMP := $(VENV)/.installed-dev-$(firstword $(shell cat requirements.txt requirements-dev.txt | cksum))
+RUN_STAMP := $(VENV)/.installed-run-$(firstword $(shell cat requirements.txt requirements-local.txt | cksum))
+DEV_STAMP := $(VENV)/.installed-dev-$(firstword $(shell cat requirements.txt requirements-local.txt requirements-dev.txt | cksum))
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format services-status services-stop clean-data
@@ -26,7 +26,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 
 $(RUN_STAMP): | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-local.txt
 	rm -f $(VENV)/.installed-run-*
 	touch $@
 

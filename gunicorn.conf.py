@@ -67,11 +67,18 @@ def _shared_port(server) -> tuple[str, int] | None:
     return server.cfg.address[0]
 
 
+def _drop_blank_listening_line(record) -> bool:
+    """False for gunicorn's "Listening at: " line with no address (a master without sockets)."""
+    return not (record.msg.startswith("Listening at:") and record.args and record.args[0] == "")
+
+
 def on_starting(server):
     """Refuse a port that is taken, as a plain bind would: with ``reuse_port`` a second server started
-    on the same port by the same user would otherwise share it silently."""
+    on the same port by the same user would otherwise share it silently. The master then has no
+    socket and gunicorn would log a blank "Listening at:" line; ``when_ready`` logs the real one."""
     if (address := _shared_port(server)) is None:
         return  # a unix socket path is refused by bind as it is
+    server.log.error_log.addFilter(_drop_blank_listening_line)
     host, port = address
     family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -106,7 +113,7 @@ def when_ready(server):
     from api.background import warm_on_start
     from api.config import Settings
 
-    if (address := _shared_port(server)) is not None:  # gunicorn's own line is blank then
+    if (address := _shared_port(server)) is not None:  # gunicorn's own line is dropped then
         host, port = address
         server.log.info("Listening at: http://%s:%s, a socket per worker (SO_REUSEPORT)", host, port)
     try:

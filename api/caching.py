@@ -1,11 +1,10 @@
 """Flask wiring of the cache layer: one Region per app, and the read helper views use.
 
 The engine (leases, single flight, stale-while-revalidate, breaker) lives in
-the framework-free ``cache`` package. Flask-Caching is registered on the
-same Redis client, as the extension other code reaches for
-(``app.extensions["cache"]``), but it does not serve reads: its decorators
-pickle, and it has no stampede lock, no lease-checked writes and no
-stale-while-revalidate. ``SHELF_CACHE_ENABLED=false`` swaps in the null
+the framework-free ``cache`` package. Flask-Caching is registered over the
+same Region (``api.flask_cache``), so its decorators get the same single
+flight, stale-while-revalidate and breaker, and pickle nothing.
+``SHELF_CACHE_ENABLED=false`` swaps in the null
 backend: the very same code path with nothing stored, the baseline the
 benchmarks compare against. With ``SHELF_CACHE_LOCAL_ENTRIES`` > 0 (the default)
 the Redis backend is fronted by a near cache in each process
@@ -26,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
-from flask_caching import Cache
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -43,7 +41,7 @@ from cache.metrics import Event, PrometheusMetrics
 from cache.refresh import BackgroundRefresher
 from cache.region import Region, Result, State
 
-from . import metrics
+from . import flask_cache, metrics
 from .config import Settings
 from .db import fill_reads
 from .errors import render as render_problem
@@ -223,13 +221,5 @@ def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Reg
     app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)
     app.extensions["shelf.cache_client"] = client
     app.extensions["shelf.redis_backend"] = redis_backend
-    Cache(
-        app,
-        config={
-            "CACHE_TYPE": "RedisCache" if settings.cache_enabled else "NullCache",
-            "CACHE_REDIS_HOST": client,
-            "CACHE_KEY_PREFIX": f"{settings.cache_prefix}:flask:",
-            "CACHE_NO_NULL_WARNING": True,
-        },
-    )
+    flask_cache.init_app(app)
     return built

@@ -18,6 +18,7 @@ import marshmallow as ma
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
+from . import flask_cache
 from .request_guards import MAX_TARGET_BYTES
 from .schemas import OPENAPI_SCHEMA, ProblemSchema
 
@@ -65,6 +66,12 @@ class BoundedRequestLine(apispec.BasePlugin):
             operation.setdefault("responses", {}).setdefault(414, "REQUEST_URI_TOO_LONG")
 
 
+DOCUMENT_KEY = "openapi.json"
+DOCUMENT_SECONDS = 60
+"""How long the cached OpenAPI document is fresh (then stale for as long again while one caller
+re-renders it): also how long a deploy that changes the API may serve the previous document."""
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
@@ -86,6 +93,13 @@ class Api(flask_smorest.Api):
         response = {"description": "Error", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, PROBLEM_MIMETYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+    def _openapi_json(self):
+        """The document through Flask-Caching over Shelf's cache (api.flask_cache): rendering it
+        (57 KB of JSON) takes milliseconds and it changes only with a deploy, so one worker renders
+        it per DOCUMENT_SECONDS and every other is served from the near cache or Redis."""
+        render = super()._openapi_json
+        return flask_cache.cache.cached(timeout=DOCUMENT_SECONDS, key_prefix=DOCUMENT_KEY)(render)()
 
     def handle_http_exception(self, error):  # our own handler in api.errors renders errors
         from .errors import handle_http_exception

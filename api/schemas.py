@@ -356,7 +356,7 @@ class PageQuerySchema(Strict):
 
 # --- admin --------------------------------------------------------------------------------
 
-CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews")
+CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews", "flask_cache")
 
 
 WARM_SCOPES = ("popular", "category", "ids", "all")

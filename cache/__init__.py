@@ -1,8 +1,9 @@
 """Shelf's cache-aside layer: framework-free, so jobs, scripts and tests use it without Flask.
 
-Written by hand rather than on Flask-Caching (the app keeps that only for its Redis
-wiring): Flask-Caching has no stampede lock, no stale-while-revalidate, no lease-checked
-writes, and pickles values by default. Nothing here imports Flask or the ``api`` package.
+Written by hand rather than on Flask-Caching's backends, which have no stampede lock, no
+stale-while-revalidate, no lease-checked writes, and pickle values; the app instead puts
+Flask-Caching's decorators on top of this layer (``api.flask_cache``). Nothing here imports
+Flask or the ``api`` package.
 
 Vocabulary (dogpile.cache's): a **region** (``region.Region``) fronts a **backend**
 (``backends.redis.RedisBackend``, optionally fronted by ``backends.near.NearCache``, or

@@ -35,6 +35,7 @@ DEFAULT_TTLS: Mapping[str, ResourceTTL] = MappingProxyType(
         "category_tree": ResourceTTL(hard=3600, soft=600),
         "category": ResourceTTL(hard=3600, soft=300),
         "reviews": ResourceTTL(hard=900, soft=120),
+        "flask_cache": ResourceTTL(hard=600, soft=300),
     }
 )
 """Writes invalidate explicitly, so the soft TTL only bounds damage from a missed invalidation."""

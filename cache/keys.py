@@ -24,7 +24,14 @@ SCHEMA_VERSION = 1
 
 BODY, LEASE, GENERATION, GUARD, TAG = "body", "lease", "gen", "guard", "tag"
 
-RESOURCE_TAGS = {"product": "p", "product_list": "l", "category_tree": "ct", "category": "c", "reviews": "r"}
+RESOURCE_TAGS = {
+    "product": "p",
+    "product_list": "l",
+    "category_tree": "ct",
+    "category": "c",
+    "reviews": "r",
+    "flask_cache": "fc",
+}
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
@@ -59,6 +66,10 @@ class KeyBuilder:
 
     def category(self, slug: str) -> CacheKey:
         return self._single("category", _token(slug))
+
+    def flask_cache(self, name: str) -> CacheKey:
+        """An entry of Flask-Caching's decorators (``api.flask_cache``); its key, any string, hashed."""
+        return self._single("flask_cache", blake2b(name.encode(), digest_size=16).hexdigest())
 
     def product_list(self, params: Mapping, scope: str, guard: str) -> CacheKey:
         """A list page: no generation (writes drop pages by dependency tag), and the fill guard

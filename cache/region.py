@@ -1,8 +1,8 @@
 """``Region``: the cache-aside front end, with single flight, stale-while-revalidate and degradation.
 
-Written by hand because Flask-Caching (which the app uses only for its Redis wiring) has
-none of it: no stampede lock, no stale-while-revalidate, no lease-checked writes, and it
-pickles values. The rules, in dogpile.cache's vocabulary:
+Written by hand because Flask-Caching's backends (whose decorators the app runs over a Region,
+through ``claim`` and ``complete``) have none of it: no stampede lock, no stale-while-revalidate,
+no lease-checked writes, and they pickle values. The rules, in dogpile.cache's vocabulary:
 
 * A fresh hit is one backend read (GET, or MGET of entry + generation for scoped keys).
 * A miss takes the key's lease (SET NX PX) before computing; callers that lose wait for
@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 from .api import NO_VALUE, Backend, CacheUnavailable, CircuitOpen, Fill, Lookup
 from .breaker import Breaker, BreakerState
-from .config import CacheConfig
+from .config import CacheConfig, ResourceTTL
 from .entry import Entry, Payload, decode, encode
 from .keys import BODY, CacheKey, KeyBuilder, key_kind, tag_key
 from .log import RateLimitedLog
@@ -84,6 +84,15 @@ class Peek(NamedTuple):
 
     hit: Result | None
     lookup: Lookup | None
+
+
+class Claim(NamedTuple):
+    """What ``Region.claim`` found: an entry to serve, or the key's lease, for the caller to compute
+    and then ``complete`` (or ``abandon``); neither when the caller should compute without storing
+    (the store is down, or another caller's fill did not come within the wait budget)."""
+
+    entry: Entry | None
+    lease: _Lease | None
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,71 @@ class Region:
         if entry is None or not self._clearly_fresh(entry):
             return Peek(None, lookup)
         return Peek(self._finish(key, entry, State.HIT, watch), lookup)
+
+    def claim(self, key: CacheKey) -> Claim:
+        """``get_or_create`` split in two, for callers that compute between two calls of a get/set
+        API (Flask-Caching's decorators): the same reads, lease, wait for another caller's fill and
+        stale-while-revalidate (a stale entry is served while the lease holder refreshes it), but
+        the lease winner gets the lease back instead of calling a creator. Counted as a hit, stale,
+        miss or bypass; never raises."""
+        try:
+            entry = self._usable(key, self._call(key.resource, self.backend.get, key))
+        except CacheUnavailable:
+            return self._claimed(key, State.BYPASS)
+        if entry is not None and not self._should_refresh(entry):
+            return self._claimed(key, State.HIT, entry)
+        lease = self._lease_or_none(key)
+        if lease is None and entry is not None:
+            return self._claimed(key, State.HIT if entry.is_fresh(self._clock()) else State.STALE, entry)
+        if lease is None:
+            return self._claim_after_wait(key)
+        filled = self._filled_meanwhile(key, lease, seen=entry)
+        if filled is not None:
+            return self._claimed(key, State.HIT, filled)
+        return self._claimed(key, State.MISS, lease=lease)
+
+    def complete(
+        self, key: CacheKey, lease: _Lease, payload: Payload, ttl: ResourceTTL | None = None, compute_ms=0.0
+    ) -> bool:
+        """Store what the caller of ``claim`` computed under its lease, checked as every fill is
+        (lease still held, generation or guard unchanged); ``ttl`` overrides the resource's. True
+        when stored. Never raises."""
+        generation = lease.lookup.generation
+        entry, ttl_ms = self._new_entry(key, payload, generation, compute_ms, ttl)
+        expected = lease.lookup.guard if key.guard else generation
+        fill = self._fill(key, entry, ttl_ms, lease.token, expected, payload.tags)
+        try:
+            [stored] = self._call(key.resource, self.backend.fill, [fill])
+        except CacheUnavailable:
+            return False
+        self.metrics.count(Event.FILLS if stored else Event.FILL_REJECTED, key.resource)
+        return stored
+
+    def lease(self, key: CacheKey) -> _Lease | None:
+        """The key's lease whatever is stored, to ``complete`` an overwrite; None when another caller
+        holds it or the store is down. Never raises."""
+        return self._lease_or_none(key)
+
+    def abandon(self, key: CacheKey, lease: _Lease) -> None:
+        """Give up a lease ``claim`` handed out without filling, so waiters need not outwait it."""
+        self._release(key, lease.token)
+
+    def _claimed(
+        self, key: CacheKey, state: State, entry: Entry | None = None, lease: _Lease | None = None
+    ) -> Claim:
+        self.metrics.count(STATE_EVENTS[state], key.resource)
+        return Claim(entry, lease)
+
+    def _claim_after_wait(self, key: CacheKey) -> Claim:
+        self.metrics.count(Event.LOCK_WAITS, key.resource)
+        try:
+            entry = self._poll_for_fill(key)
+        except CacheUnavailable:
+            return self._claimed(key, State.BYPASS)
+        if entry is None:
+            self.metrics.count(Event.LOCK_WAIT_TIMEOUTS, key.resource)
+            return self._claimed(key, State.MISS)
+        return self._claimed(key, State.HIT, entry)
 
     def invalidate(
         self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = (), tags: Sequence[str] = ()
@@ -352,9 +426,14 @@ class Region:
         return Fill(key, encode(entry), ttl_ms, token, expected, tag_keys, tag_ttl_ms)
 
     def _new_entry(
-        self, key: CacheKey, payload: Payload, generation: int, compute_ms: float
+        self,
+        key: CacheKey,
+        payload: Payload,
+        generation: int,
+        compute_ms: float,
+        ttl: ResourceTTL | None = None,
     ) -> tuple[Entry, int]:
-        ttl = self.config.ttl_for(key.resource, payload.status)
+        ttl = ttl or self.config.ttl_for(key.resource, payload.status)
         scale = 1 - self.config.jitter * self._random()
         now = self._clock()
         soft_expires_at = now + ttl.soft * scale

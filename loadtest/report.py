@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ceiling
 from .arms import ARMS
 from .endpoints import CHECK_EVERY, DETAIL, HEALTHZ, MAX_PAGES, PERSONA_ENDPOINTS
 from .probes import all_resources, hit_ratio
@@ -703,6 +704,7 @@ def render(results: dict, chart_paths: dict[str, Path], output: Path, results_di
         "cpu_text": cpu_text(results),
         "endpoint_tables": endpoint_tables(arms),
         "profile": profile_section(results),
+        "ceiling": ceiling.markdown(results.get("ceiling")),
         "seed_rows": seed_rows(results),
         "load_share": share_range(arms),
         "results_dir": relative(results_dir, ROOT),

@@ -7,7 +7,9 @@ detail alone (warm) and the /healthz floor, the single-endpoint pair, and a diag
 detail with the rate limiter off) that shows what the limiter costs on the hit path. Raw results
 (results.json, Locust's CSVs and HTML reports, server logs) go to ``loadtest/results/<timestamp>/``;
 the charts under ``loadtest/charts/`` and ``benchmarks.md`` are then regenerated from them
-(``python -m loadtest.report DIR`` does that step again from saved results). Finally, unless
+(``python -m loadtest.report DIR`` does that step again from saved results). After the Locust arms
+come the ceiling arms (``loadtest.ceiling``: the hot path on gunicorn and granian side by side,
+driven by wrk; ``--ceiling-only`` runs just those, ``--ceiling-rounds 0`` skips them). Finally, unless
 ``--profile-seconds 0``, one worker is profiled with py-spy under product-detail hits, after and apart
 from the measured arms.
 """
@@ -22,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from . import arms, catalog, environment, page_costs, report
+from . import arms, catalog, ceiling, environment, page_costs, report
 from .profile import profile_hit_path
 from .server import ROOT
 
@@ -88,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
     warm.add_argument("--warm-window", type=float, default=5.0, help="seconds per hit-ratio window")
     warm.add_argument("--warm-windows", type=int, default=6, help="compare with this many windows back")
     warm.add_argument("--warm-rise", type=float, default=0.01, help="less rise than this is a plateau")
+    ceiling = p.add_argument_group("the server's ceiling (wrk; gunicorn and granian side by side)")
+    ceiling.add_argument("--ceiling-rounds", type=int, default=3, help="interleaved rounds; 0: skip")
+    ceiling.add_argument("--ceiling-only", action="store_true", help="only the ceiling arms (ceiling.md)")
+    ceiling.add_argument("--ceiling-duration", type=int, default=20, help="seconds per ceiling arm")
+    ceiling.add_argument("--ceiling-warmup", type=int, default=5, help="wrk seconds before each")
+    ceiling.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
+    ceiling.add_argument("--wrk-connections", type=int, default=32, help="wrk -c")
     out = p.add_argument_group("output")
     out.add_argument("--results-dir", type=Path, default=Path("loadtest/results"), help="raw results")
     out.add_argument("--charts-dir", type=Path, default=Path("loadtest/charts"), help="PNG charts")
@@ -119,6 +128,12 @@ def run(opts: argparse.Namespace) -> Path:
         "arms": {},
         "rounds": [],
     }
+    if opts.ceiling_only:
+        results["ceiling"] = run_ceiling(opts, base_env, results_dir)
+        save(results, results_dir)
+        (results_dir / "ceiling.md").write_text(ceiling.markdown(results["ceiling"]) + "\n")
+        say(f"wrote {(results_dir / 'ceiling.md').relative_to(ROOT)}")
+        return results_dir
     say("page costs: Redis round trips and SQL statements of one list-page hit")
     results["page_costs"] = page_costs.measure(opts.database_url, opts.redis_url)
     for name in opts.arms.split(","):
@@ -131,6 +146,8 @@ def run(opts: argparse.Namespace) -> Path:
             for name in report.ROUND_ARMS:
                 repeat[name] = run_one(name, opts, base_env, results_dir / f"round{number}" / name, number)
                 save(results, results_dir)
+    results["ceiling"] = run_ceiling(opts, base_env, results_dir)
+    save(results, results_dir)
     if opts.profile_seconds > 0:
         say(f"profile: py-spy on one worker, {opts.profile_seconds}s of product-detail hits")
         results["profile"] = profile_hit_path(opts, base_env, results_dir / "profile")
@@ -138,6 +155,18 @@ def run(opts: argparse.Namespace) -> Path:
     report.write(results_dir, ROOT / opts.charts_dir, ROOT / opts.output)
     say(f"wrote {opts.output} and charts in {opts.charts_dir}")
     return results_dir
+
+
+def run_ceiling(opts: argparse.Namespace, base_env: dict, results_dir: Path) -> dict | None:
+    """The ceiling arms (loadtest.ceiling), or why they were skipped."""
+    if opts.ceiling_rounds <= 0:
+        return None
+    if missing := ceiling.wrk_missing():
+        say(f"ceiling: SKIPPED, {missing}")
+        return {"skipped": missing}
+    options = {"duration": opts.ceiling_duration, "warmup": opts.ceiling_warmup}
+    options |= {"wrk_threads": opts.wrk_threads, "wrk_connections": opts.wrk_connections}
+    return {"options": options, "rounds": ceiling.run_rounds(opts, base_env, results_dir / "ceiling", say)}
 
 
 def run_one(name: str, opts: argparse.Namespace, base_env: dict, out_dir: Path, number: int = 1) -> dict:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,31 +60,66 @@ def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = STAR
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {process.returncode} before answering")
+            raise RuntimeError(f"the server exited with status {process.returncode} before answering")
         try:
             with urllib.request.urlopen(base_url + "/healthz", timeout=1):  # noqa: S310 - our own server
                 return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer {base_url}/healthz within {timeout:.0f}s")
+    raise RuntimeError(f"the server did not answer {base_url}/healthz within {timeout:.0f}s")
+
+
+SHELF_APP = "api:create_app()"
+SERVERS = ("gunicorn", "granian")
+"""The WSGI servers the ceiling arms compare (loadtest.ceiling); every other arm runs on gunicorn."""
+
+
+def server_command(name: str, target: str, port: int, env: dict[str, str]) -> list[str]:
+    """The command serving ``target`` ("module:callable" or "module:factory()") with ``name``.
+
+    gunicorn runs with gunicorn.conf.py as scripts/run.sh starts it; granian with the same workers
+    and threads per worker (SHELF_WEB_WORKERS, SHELF_WEB_THREADS, defaults 2 x 4).
+    """
+    if name == "gunicorn":
+        return [venv_tool("gunicorn"), "-c", "gunicorn.conf.py", target]
+    factory = target.endswith("()")
+    workers, threads = env.get("SHELF_WEB_WORKERS") or "2", env.get("SHELF_WEB_THREADS") or "4"
+    return [
+        *(venv_tool("granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", workers, "--blocking-threads", threads, "--no-ws", "--log-level", "warning"),
+        *(["--factory", target.removesuffix("()")] if factory else [target]),
+    ]
+
+
+@contextmanager
+def serve(name: str, env: dict[str, str], log_path: Path, target: str = SHELF_APP) -> Iterator[Server]:
+    """Serve ``target`` with server ``name`` on a free port until the block ends. /metrics adds up
+    every worker under both: gunicorn.conf.py makes a fresh metrics folder, and granian gets one here."""
+    port = free_port()
+    server_env = {**env, "SHELF_HOST": "127.0.0.1", "SHELF_PORT": str(port)}
+    server_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with tempfile.TemporaryDirectory(prefix="shelf-metrics-") as metrics_dir:
+        if name != "gunicorn":
+            server_env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        command = server_command(name, target, port, server_env)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own server, fixed arguments
+                command, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+        try:
+            wait_healthy(server.base_url, process)
+            yield server
+        finally:
+            stop(process)
+            keep_tail(log_path, LOG_LINES_KEPT)
 
 
 @contextmanager
 def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Server]:
     """Serve ``api:create_app()`` with gunicorn.conf.py on a free port until the block ends."""
-    port = free_port()
-    server_env = {**env, "SHELF_HOST": "127.0.0.1", "SHELF_PORT": str(port)}
-    server_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one per server
-    command = [venv_tool("gunicorn"), "-c", "gunicorn.conf.py", "api:create_app()"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_healthy(server.base_url, process)
+    with serve("gunicorn", env, log_path) as server:
         yield server
-    finally:
-        stop(process)
-        keep_tail(log_path, LOG_LINES_KEPT)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -256,7 +256,7 @@ def pgserver_dir() -> Path:
     """The installed pgserver package folder, found without importing it (its import warns)."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pgserver is not installed: pip install -r requirements.txt")
+        raise SystemExit("pgserver is not installed: pip install -r requirements-local.txt")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

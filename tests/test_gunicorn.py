@@ -1,11 +1,15 @@
 """Shelf under gunicorn as the run command starts it: /metrics adds up every worker process, each
-worker listens on its own socket, and a port already taken is refused."""
+worker listens on its own socket, a port already taken is refused, each worker's near cache hears
+invalidations, the rate limiter's leases keep one budget across workers, SIGTERM lets requests in
+flight finish, and a crashed worker is replaced. (Keep-alive and the body limits: test_keep_alive.)"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +144,8 @@ def test_it_says_where_it_listens(settings, redis_client, tmp_path):
         while expected not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
         assert expected in log.read_text(), log.read_text()
+        listening = [line for line in log.read_text().splitlines() if "Listening at:" in line]
+        assert listening == [line for line in listening if expected in line]  # no blank one before it
         wait_until_serving(process, port)  # a SIGTERM to workers still booting can outlast the wait below
     finally:
         process.terminate()
@@ -166,3 +173,110 @@ def test_a_request_line_over_gunicorns_limit_is_a_414_problem_too(server):
     body = json.loads(caught.value.read())
     assert body["status"] == 414
     assert body["detail"].startswith("Request Line is too large")
+
+
+# --- the properties the server must keep (issue #15): each against gunicorn as `make run` starts it ---
+
+
+def worker_pids(process: subprocess.Popen) -> set[int]:
+    return {child.pid for child in psutil.Process(process.pid).children()}
+
+
+def fresh_get(url: str, **headers: str):
+    """A GET on a new connection (the kernel picks the worker), its status and JSON body."""
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - local test server
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+@pytest.fixture
+def writable(settings, redis_client):
+    """gunicorn with a known write token; (base URL, process)."""
+    port = free_port()
+    process = start(settings, port, SHELF_API_TOKENS=f"tests:{TEST_TOKEN}")
+    yield wait_until_serving(process, port), process
+    process.terminate()
+    process.communicate(timeout=30)
+
+
+def test_every_workers_near_cache_drops_an_entry_another_worker_wrote(writable, engine):
+    """Each worker's near cache listens for invalidations itself (started after the fork): once a
+    write returns, no worker serves the old value from its memory."""
+    base, _ = writable
+    product = make_product(engine, make_category(engine), stock=5)
+    url = f"{base}/v1/products/{product.id}"
+    for _ in range(20):  # new connections: both workers read it and keep it in their near caches
+        assert fresh_get(url)[1]["stock"] == 5
+    patch = urllib.request.Request(  # noqa: S310 - local test server
+        url,
+        data=json.dumps({"stock": 1}).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {TEST_TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(patch, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+    assert {fresh_get(url)[1]["stock"] for _ in range(20)} == {1}
+
+
+def test_the_read_budget_holds_across_workers(settings, redis_client):
+    """Each worker leases tokens of the one budget in Redis: all workers together never serve more
+    than the budget, and refuse early by at most (workers - 1) x (lease - 1)."""
+    budget, lease = 400, 4  # a lease is a hundredth of the budget
+    port = free_port()
+    process = start(settings, port, SHELF_RATE_LIMIT_READS=f"{budget}/minute")
+    try:
+        base = wait_until_serving(process, port)
+        while time.time() % 60 > 30:  # all requests in one fixed minute window
+            time.sleep(0.5)
+        statuses = [fresh_get(f"{base}/v1/categories")[0] for _ in range(budget + 20)]
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()  # noqa: S310
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    # A Redis timeout makes the limiter fail open (by design), which says nothing about leases.
+    assert not re.search(r"^shelf_rate_limit_storage_errors_total [1-9]", metrics, re.M), "Redis timed out"
+    served = statuses.count(200)
+    assert statuses.count(429) == len(statuses) - served
+    assert budget - (2 - 1) * (lease - 1) <= served <= budget
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_leaves_nothing_running(writable):
+    base, process = writable
+    workers = worker_pids(process)
+    host, port = base.removeprefix("http://").split(":")
+    body = json.dumps({"name": "x"}).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/products HTTP/1.1\r\nHost: shelf\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {TEST_TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:4]
+        )
+        time.sleep(0.5)  # the request is in a worker, waiting for the rest of its body
+        process.terminate()
+        time.sleep(0.5)
+        sock.sendall(body[4:])
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 422  # answered in full: the app validated the whole body
+        response.read()
+    assert process.wait(timeout=30) == 0
+    assert not [pid for pid in workers if psutil.pid_exists(pid)]
+
+
+def test_a_crashed_worker_is_replaced(server):
+    base, process = server
+    port = int(base.rsplit(":", 1)[1])
+    before = worker_pids(process)
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = worker_pids(process)
+        if victim not in now and len(now) == 2 and all_workers_listen(process, port):
+            break
+        time.sleep(0.2)
+    assert victim not in worker_pids(process) and len(worker_pids(process)) == 2
+    assert all(fresh_get(f"{base}/healthz")[0] == 200 for _ in range(10))

