@@ -32,6 +32,7 @@ import logging
 import math
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ class Region:
     ):
         self.backend, self.config = backend, config or CacheConfig()
         self.refresher = refresher
+        self._reads_suspended = threading.Event()
         self.keys = KeyBuilder(self.config.key_prefix)
         self.metrics = metrics or NullMetrics()
         self.on_recovered: list[Callable[[], None]] = []
@@ -148,6 +150,8 @@ class Region:
         """The entry for ``key``, computing it with ``creator`` on a miss (see the module docstring).
         ``lookup`` is the key's backend read when ``peek`` made it already: it is not read again."""
         watch = _Stopwatch()
+        if self._reads_suspended.is_set():
+            return self._uncached(key, creator, State.BYPASS, watch)
         try:
             if lookup is None:
                 lookup = self._call(key.resource, self.backend.get, key)
@@ -170,7 +174,7 @@ class Region:
         expiry that XFetch could refresh it is declined (see ``XFETCH_TAIL``), so early refresh
         happens exactly as often as without it."""
         watch = _Stopwatch()
-        if self.breaker.state is not BreakerState.CLOSED:
+        if self.breaker.state is not BreakerState.CLOSED or self._reads_suspended.is_set():
             return Peek(None, None)
         try:
             lookup = self.backend.get(key)
@@ -187,6 +191,8 @@ class Region:
         stale-while-revalidate (a stale entry is served while the lease holder refreshes it), but
         the lease winner gets the lease back instead of calling a creator. Counted as a hit, stale,
         miss or bypass; never raises."""
+        if self._reads_suspended.is_set():
+            return self._claimed(key, State.BYPASS)
         try:
             entry = self._usable(key, self._call(key.resource, self.backend.get, key))
         except CacheUnavailable:
@@ -263,10 +269,27 @@ class Region:
         """Entries of unscoped keys, to assemble a response from (one round trip at most, none
         for what a near cache holds): each usable 200 entry, fresh or stale (a write deletes an
         entry it makes wrong), else None. Not counted as hits or misses: the caller's own read is.
-        Raises ``CacheUnavailable``."""
+        Raises ``CacheUnavailable``, also while reads are suspended."""
+        if self._reads_suspended.is_set():
+            raise CacheUnavailable("reads suspended: this process owes the store invalidations")
         lookups = self._call(keys[0].resource, self.backend.get_many, keys) if keys else []
         entries = [self._usable(key, lookup) for key, lookup in zip(keys, lookups, strict=True)]
         return [entry if entry is not None and entry.status == 200 else None for entry in entries]
+
+    def suspend_reads(self) -> None:
+        """Serve every read from its creator, as in an outage (BYPASS), until ``resume_reads``.
+
+        For a process that could not deliver a write's invalidation (a timeout on one connection,
+        say): its other connections and its near cache would go on serving what that write made
+        wrong, to the very client the write answered. Writes (``invalidate``) still go through."""
+        self._reads_suspended.set()
+
+    def resume_reads(self) -> None:
+        self._reads_suspended.clear()
+
+    @property
+    def reads_suspended(self) -> bool:
+        return self._reads_suspended.is_set()
 
     def bump(self, *generation_keys: str) -> None:
         """Make every entry of the scopes a miss, in O(1) per scope. Raises ``CacheUnavailable``."""

@@ -147,3 +147,21 @@ def test_peek_leaves_store_errors_to_get_or_create(make_region, dead_backend, re
     assert region.peek(key).hit is None
     assert sample(registry, "redis_errors", "product") == 0  # counted once, by the read that degrades
     assert region.breaker.state.value == 0
+
+
+def test_suspended_reads_compute_store_nothing_and_let_invalidations_through(region, redis_db, registry):
+    key = region.keys.product(21)
+    region.get_or_create(key, CountingCreator(b"cached"))
+    region.suspend_reads()
+    computed = CountingCreator(b"from the database")
+    result = region.get_or_create(key, computed)
+    assert (result.state, result.entry.body, computed.calls) == (State.BYPASS, b"from the database", 1)
+    assert region.peek(key).hit is None
+    with pytest.raises(CacheUnavailable):
+        region.get_many([key])
+    region.invalidate([key])  # the owed invalidation is delivered while reads are suspended
+    assert not redis_db.exists(key.entry)
+    region.resume_reads()
+    assert region.get_or_create(key, CountingCreator(b"refilled")).state == State.MISS
+    assert region.get_or_create(key, CountingCreator(b"never")).state == State.HIT
+    assert sample(registry, "bypass", "product") == 1
