@@ -111,6 +111,7 @@ class Outbox:
     def __init__(self, engine: Engine, region: Region):
         self.engine, self.region = engine, region
         self._retrying = threading.Lock()
+        self._settling = threading.Lock()  # orders "owe" against "settled": see _owe
         self._in_hook = threading.local()
         self.before_apply: list[Callable[[], None]] = []  # may raise CacheUnavailable (api.replica)
 
@@ -130,7 +131,7 @@ class Outbox:
             self._apply_through_region([invalidation])
         except CacheUnavailable:
             log.warning("invalidation %s kept in the outbox: cache unavailable", row_id)
-            self.retry_in_background()
+            self._owe()
             return
         try:
             with self.engine.begin() as conn:
@@ -169,19 +170,37 @@ class Outbox:
         finally:
             self._in_hook.active = False
 
+    def _owe(self) -> None:
+        """This process answered a write whose invalidation Redis has not taken: its reads bypass the
+        cache (``Region.suspend_reads``) until the retry loop finds the outbox empty. Both steps hold
+        ``_settling``, so a failure can never land between the loop's last look and its exit."""
+        with self._settling:
+            self.region.suspend_reads()
+            self.retry_in_background()
+
     def _retry_loop(self) -> None:
         try:
             while True:
                 time.sleep(RETRY_SECONDS)
                 try:
                     self.drain()
-                    if not self.pending():
+                    if self._settled():
                         log.warning("outbox drained: cache invalidations caught up")
                         return
                 except (CacheUnavailable, SQLAlchemyError):
                     continue
-        finally:
+        except BaseException:
             self._retrying.release()
+            raise
+
+    def _settled(self) -> bool:
+        """Nothing pending (from any process): reads resume and the loop ends, under ``_settling``."""
+        with self._settling:
+            if self.pending():
+                return False
+            self.region.resume_reads()
+            self._retrying.release()
+            return True
 
     def _drain(self, apply: Callable[[list[dict]], None]) -> int:
         done = 0

@@ -7,6 +7,7 @@ TCP proxy in front of the real server that is cut and restored.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import event, text
 
 from api import create_app
 from api.services import products as product_service
+from cache.api import CacheUnavailable
 from tests.cache.support import commands_sent
 from tests.conftest import _with_path
 from tests.factories import make_category, make_product, token
@@ -32,6 +34,13 @@ def counting_sql(app):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def wait_until(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def metric(app, name: str, **labels: str) -> float:
@@ -364,6 +373,36 @@ def test_no_stale_entry_is_served_after_redis_comes_back(
     assert other_process.get(path).get_json()["stock"] == 1
     assert client.get(path).get_json()["stock"] == 1
     assert outbox_rows(engine) == 0
+
+
+def test_a_process_whose_invalidation_timed_out_reads_its_write_until_the_outbox_delivers_it(
+    app, client, engine, category, auth, monkeypatch
+):
+    """Redis is fine, but this one invalidation call failed (a timeout on one connection, say): the
+    process's near cache and other connections still hold the old entry, so its reads bypass them."""
+    product = make_product(engine, category, stock=5)
+    path = f"/v1/products/{product.id}"
+    client.get(path)
+    assert client.get(path).headers["X-Cache"] == "HIT"
+    region = app.extensions["shelf.region"]
+    deliver = region.invalidate
+    failing = threading.Event()
+    failing.set()
+
+    def invalidate_unless_failing(*args, **kwargs):
+        if failing.is_set():
+            raise CacheUnavailable("timed out")
+        return deliver(*args, **kwargs)
+
+    monkeypatch.setattr(region, "invalidate", invalidate_unless_failing)
+    assert client.patch(path, json={"stock": 2}, headers=auth).status_code == 200
+    reads = [client.get(path) for _ in range(2)]
+    assert [(r.get_json()["stock"], r.headers["X-Cache"]) for r in reads] == [(2, "BYPASS")] * 2
+    failing.clear()
+    wait_until(lambda: not region.reads_suspended, 10)  # the retry loop delivered it (every second)
+    assert outbox_rows(engine) == 0
+    assert [client.get(path).headers["X-Cache"] for _ in range(2)] == ["MISS", "HIT"]
+    assert client.get(path).get_json()["stock"] == 2
 
 
 def test_an_invalidation_lost_with_its_process_is_replayed(app, client, engine, category, auth, monkeypatch):
