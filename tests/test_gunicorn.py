@@ -229,9 +229,16 @@ def test_the_read_budget_holds_across_workers(settings, redis_client):
     process = start(settings, port, SHELF_RATE_LIMIT_READS=f"{budget}/minute")
     try:
         base = wait_until_serving(process, port)
-        while time.time() % 60 > 30:  # all requests in one fixed minute window
-            time.sleep(0.5)
-        statuses = [fresh_get(f"{base}/v1/categories")[0] for _ in range(budget + 20)]
+        for _attempt in range(3):  # all requests in one fixed minute window: a busy machine may need more
+            while time.time() % 60 > 30:
+                time.sleep(0.5)
+            window = time.time() // 60
+            statuses = [fresh_get(f"{base}/v1/categories")[0] for _ in range(budget + 20)]
+            if time.time() // 60 == window:
+                break
+            time.sleep(60 - time.time() % 60)  # the crossing spent part of this window: a fresh one
+        else:
+            pytest.fail("three tries each crossed a minute boundary")
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()  # noqa: S310
     finally:
         process.terminate()
