@@ -14,6 +14,7 @@ from . import (
     caching,
     cli,
     db,
+    edge,
     errors,
     fast_path,
     guard_rails,
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     region = caching.init_app(app, settings, registry)
-    outbox = Outbox(db.engine_of(app), region)
+    purger = edge.init_app(app, settings, db.engine_of(app))
+    outbox = Outbox(db.engine_of(app), region, (purger,) if purger else ())
     app.extensions["shelf.outbox"] = outbox
     effects.append(outbox)
     if settings.cache_enabled:

@@ -108,8 +108,9 @@ def merge(invalidations: list[dict]) -> tuple[list[CacheKey], list[str], list[st
 class Outbox:
     """Writes, applies and replays outbox rows for one app (one engine, one region)."""
 
-    def __init__(self, engine: Engine, region: Region):
+    def __init__(self, engine: Engine, region: Region, followers: tuple = ()):
         self.engine, self.region = engine, region
+        self.followers = followers  # each .prepare(db, invalidation): the edge caches (api.edge_purge)
         self._retrying = threading.Lock()
         self._in_hook = threading.local()
 
@@ -122,7 +123,14 @@ class Outbox:
         db.add(row)
         db.flush()
         row_id = row.id
-        return lambda: self.apply_committed(row_id, invalidation)
+        then = [follower.prepare(db, invalidation) for follower in self.followers]
+
+        def committed() -> None:
+            self.apply_committed(row_id, invalidation)
+            for callback in filter(None, then):
+                callback()
+
+        return committed
 
     def apply_committed(self, row_id: int, invalidation: dict) -> None:
         try:
