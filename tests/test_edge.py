@@ -61,3 +61,131 @@ def test_a_product_read_is_cached_by_the_edge_and_a_write_purges_it(edge_app, ed
     assert after.headers["X-Cache"] == "MISS"
     assert after.json()["description"] == "after"
     assert pending_rows(engine) == 0
+
+
+def test_cacheable_responses_carry_the_hash_tags_of_what_they_show(make_app, engine):
+    category = make_category(engine)
+    products = [make_product(engine, category) for _ in range(2)]
+    client = make_app().test_client()
+
+    for _ in range(2):  # a miss through Flask, then a hit through the fast path
+        assert client.get(f"/v1/products/{products[0].id}").headers["xkey"] == f"p:{products[0].id}"
+    page = client.get(f"/v1/products?category={category.slug}&sort=name")
+    tags = page.headers["xkey"].split()
+    assert tags[0] == f"l:{category.slug}"
+    assert sorted(tags[1:]) == sorted(f"p:{p.id}" for p in products)
+    assert client.get(f"/v1/categories/{category.slug}").headers["xkey"] == f"c:{category.slug}"
+    assert "xkey" not in client.get("/v1/products/999999").headers  # a 404 is not the edge's to keep
+
+
+def test_the_tag_header_is_chosen_by_a_setting(make_app, engine):
+    product = make_product(engine, make_category(engine))
+    surrogate = make_app(edge_tag_header="Surrogate-Key").test_client().get(f"/v1/products/{product.id}")
+    assert surrogate.headers["Surrogate-Key"] == f"p:{product.id}"
+    assert "xkey" not in surrogate.headers
+    untagged = make_app(edge_tag_header="none").test_client().get(f"/v1/products/{product.id}")
+    assert "xkey" not in untagged.headers and "Surrogate-Key" not in untagged.headers
+
+
+def test_if_none_match_is_answered_by_the_edge(edge_app, edge, engine):
+    product = make_product(engine, make_category(engine))
+    url = f"{edge.url}/v1/products/{product.id}"
+    etag = request("GET", url).headers["ETag"]
+
+    conditional = request("GET", url, headers={"If-None-Match": etag})
+    assert conditional.status == 304
+    assert conditional.headers["X-Cache"] == "HIT"
+    assert conditional.headers["ETag"] == etag
+
+
+def test_requests_with_authorization_pass_the_edge(edge_app, edge, engine, auth):
+    product = make_product(engine, make_category(engine))
+    url = f"{edge.url}/v1/products/{product.id}"
+    request("GET", url)
+    assert request("GET", url, headers=auth).headers["X-Cache"] == "PASS"
+
+
+def test_a_list_page_is_purged_when_an_item_on_it_changes(edge_app, edge, engine, auth):
+    category = make_category(engine)
+    product = make_product(engine, category, description="before")
+    url = f"{edge.url}/v1/products?category={category.slug}"
+    request("GET", url)
+    assert request("GET", url).headers["X-Cache"] == "HIT"
+
+    edge_app.test_client().patch(f"/v1/products/{product.id}", json={"description": "after"}, headers=auth)
+    page = request("GET", url)
+    assert page.headers["X-Cache"] == "MISS"
+    assert page.json()["items"][0]["description"] == "after"
+
+
+def test_only_the_configured_purgers_may_purge(shelf_http):
+    with varnish.edge(shelf_http.port, purgers=("192.0.2.1",)) as stranger_edge:
+        refused = request("PURGE", stranger_edge.url + "/", headers={"xkey-purge": "p:1"})
+    assert refused.status == 403
+
+
+@pytest.fixture
+def edge_proxy(edge):
+    """A TCP proxy in front of the edge: purges go through it, reads go to the edge directly."""
+    proxy = TcpProxy(("127.0.0.1", int(edge.url.rsplit(":", 1)[1])))
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxied_edge_app(make_app, shelf_http, edge_proxy):
+    shelf_http.app = make_app(
+        edge_purge_urls=(f"http://127.0.0.1:{edge_proxy.port}",), edge_purge_timeout_ms=TIMEOUT_MS
+    )
+    return shelf_http.app
+
+
+TIMEOUT_MS = 300
+BOUND_SECONDS = 1.5
+"""What a write may take beyond the purge timeout on this shared, noisy machine."""
+
+
+def patch_timed(app, product_id: int, auth, **changes):
+    started = time.monotonic()
+    response = app.test_client().patch(f"/v1/products/{product_id}", json=changes, headers=auth)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("fault", ["down", "slow"])
+def test_an_edge_down_or_slow_leaves_the_purge_pending_and_the_outbox_retries(
+    fault, proxied_edge_app, edge, edge_proxy, engine, auth
+):
+    product = make_product(engine, make_category(engine), description="before")
+    url = f"{edge.url}/v1/products/{product.id}"
+    request("GET", url)
+    if fault == "down":
+        edge_proxy.down()
+    else:
+        edge_proxy.delay = 5.0
+
+    response, took = patch_timed(proxied_edge_app, product.id, auth, description="after")
+    assert response.status_code == 200
+    assert response.headers["X-Edge-Purge"] == "pending"
+    assert took < TIMEOUT_MS / 1000 + BOUND_SECONDS
+    assert pending_rows(engine) >= 1  # the write's, and its category recompute's
+    if fault == "down":  # what the README says a client may see until the retry gets through
+        assert request("GET", url).json()["description"] == "before"
+
+    edge_proxy.delay = 0.0
+    edge_proxy.restore()
+    assert wait_until(lambda: pending_rows(engine) == 0, timeout=15)
+    assert request("GET", url).json()["description"] == "after"
+
+
+def test_a_drain_sends_purges_a_dead_process_left_behind(edge_app, edge, engine):
+    product = make_product(engine, make_category(engine), description="before")
+    url = f"{edge.url}/v1/products/{product.id}"
+    request("GET", url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE products SET description = 'after' WHERE id = :id"), {"id": product.id})
+        conn.execute(EdgePurge.__table__.insert().values(edge=edge.url, tags=[f"p:{product.id}"]))
+    edge_app.extensions["shelf.region"].purge(None)  # Shelf's own entry, as its outbox would
+
+    assert edge_app.extensions["shelf.edge"].drain() == 1
+    assert pending_rows(engine) == 0
+    assert request("GET", url).json()["description"] == "after"
