@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from api import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres", "redis", "migrate", "api", "worker", "cron"}
+SERVICES = {"postgres", "redis", "migrate", "api", "worker", "cron", "varnish"}
 QUEUES = ["high", "default", "low"]
 
 

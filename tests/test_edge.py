@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from ruamel.yaml import YAML
 from sqlalchemy import func, select, text
 
 from api.config import ConfigError, Settings
@@ -298,3 +299,15 @@ def test_edge_settings_are_read_from_the_environment():
     )
     assert settings.edge_purge_urls == ("http://varnish-1:6081", "http://varnish-2:6081")
     assert (settings.edge_tag_header, settings.edge_purge_mode) == ("Surrogate-Key", "softpurge")
+
+
+def test_the_compose_edge_profile_puts_the_repository_vcl_in_front_of_the_api():
+    compose = YAML(typ="safe").load((varnish.ROOT / "compose.yaml").read_text())
+    service = compose["services"]["varnish"]
+    assert service["profiles"] == ["edge"]
+    assert service["depends_on"]["api"]["condition"] == "service_healthy"
+    dockerfile = (varnish.ROOT / service["build"] / "Dockerfile").read_text()
+    assert "COPY shelf.vcl shelf-backend.vcl /etc/varnish/" in dockerfile
+    backend = (varnish.VCL_DIR / "shelf-backend.vcl").read_text()
+    assert '.host = "api";' in backend and '.port = "8000";' in backend
+    assert "SHELF_EDGE_PURGE_URLS" in compose["services"]["api"]["environment"]
