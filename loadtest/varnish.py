@@ -79,8 +79,12 @@ def free_port() -> int:
 
 @contextmanager
 def edge(
-    backend_port: int, purgers: tuple[str, ...] = ("127.0.0.1", "::1"), plain: bool = False
+    backend_port: int,
+    purgers: tuple[str, ...] = ("127.0.0.1", "::1"),
+    plain: bool = False,
+    port: int | None = None,
 ) -> Iterator[Varnish]:
+    """Varnish on ``port`` (a free one by default) in front of ``backend_port``, until the block ends."""
     workdir = Path(tempfile.mkdtemp(prefix="shelf-varnish-"))
     acl = "\n".join(f'    "{address}";' for address in purgers)
     (workdir / "shelf-backend.vcl").write_text(BACKEND_VCL.format(port=backend_port, purgers=acl))
@@ -88,7 +92,7 @@ def edge(
     if plain:
         vcl = workdir / "plain.vcl"
         vcl.write_text(PLAIN_VCL)
-    port = free_port()
+    port = port or free_port()
     command = [
         "varnishd", "-F", "-j", "none", "-n", str(workdir / "n"), "-a", f"127.0.0.1:{port}", "-T", "none",
         "-f", str(vcl), "-p", f"vcl_path={workdir}:{VCL_DIR}", "-s", "malloc,256m",
