@@ -35,6 +35,8 @@ import redis
 import urllib3
 from sqlalchemy import create_engine, text
 
+from api.config import normalize_database_url
+
 from . import catalog, environment, server, varnish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def workload_paths(database_url: str, hot: int) -> dict[str, list[str]]:
-    engine = create_engine(database_url)
+    engine = create_engine(normalize_database_url(database_url))
     with engine.connect() as conn:
         ids = conn.scalars(
             text("SELECT id FROM products WHERE is_active ORDER BY id LIMIT :n"), {"n": hot}
@@ -152,14 +154,12 @@ def measure(workload: str, opts, origin: str, front: str, cache, paths: dict, ou
     checker = StaleChecker(origin, front, paths["detail"][:5])
     checker.start()
     rps, errors = wrk(opts, front, groups, out.with_suffix(f".{workload}.lua"))
-    stale, checked, writes = checker.stop()
+    checked = checker.stop()
     shelf_after, edge_after = shelf_stats(origin), cache.stats() if cache else {}
     return {
         "rps": rps,
         "errors": errors,
-        "stale_reads": stale,
-        "checked_reads": checked,
-        "writes": writes,
+        **checked,
         "edge_hit_ratio": hit_ratio(edge_before, edge_after) if cache else None,
         "shelf_hit_ratio": shelf_hit_ratio(shelf_before, shelf_after),
     }
@@ -190,7 +190,8 @@ class StaleChecker:
     def __init__(self, origin: str, front: str, paths: list[str]):
         self.origin, self.front, self.paths = origin, front, paths
         self.acked = {path: 0 for path in paths}
-        self.stale = self.checked = self.writes = 0
+        self.stale = self.checked = self.writes = self.pending = 0
+        self.write_seconds: list[float] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._write), threading.Thread(target=self._read)]
 
@@ -198,11 +199,19 @@ class StaleChecker:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> tuple[int, int, int]:
+    def stop(self) -> dict:
         self._stop.set()
         for thread in self._threads:
             thread.join()
-        return self.stale, self.checked, self.writes
+        ordered = sorted(self.write_seconds) or [0.0]
+        return {
+            "stale_reads": self.stale,
+            "checked_reads": self.checked,
+            "writes": self.writes,
+            "purges_pending": self.pending,
+            "write_ms_median": round(1000 * ordered[len(ordered) // 2], 1),
+            "write_ms_max": round(1000 * ordered[-1], 1),
+        }
 
     def _write(self) -> None:
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -211,9 +220,13 @@ class StaleChecker:
             version += 1
             path = random.choice(self.paths)  # noqa: S311
             body = orjson.dumps({"description": f"edge-bench-{version}"})
-            if HTTP.request("PATCH", self.origin + path, body=body, headers=headers).status == 200:
+            started = time.monotonic()
+            response = HTTP.request("PATCH", self.origin + path, body=body, headers=headers)
+            if response.status == 200:
+                self.write_seconds.append(time.monotonic() - started)
                 self.acked[path] = version
                 self.writes += 1
+                self.pending += response.headers.get("X-Edge-Purge") == "pending"
 
     def _read(self) -> None:
         while not self._stop.is_set():

@@ -41,6 +41,12 @@ PLAIN_VCL = """vcl 4.1;
 # A TTL-only Varnish: Shelf's Cache-Control and nothing else (no tags, no purge).
 include "shelf-backend.vcl";
 
+sub vcl_recv {
+    if (req.method == "PURGE" && client.ip ~ shelf_purgers) {
+        return (synth(501, "a TTL-only Varnish purges nothing"));
+    }
+}
+
 sub vcl_deliver {
     if (obj.hits > 0) { set resp.http.X-Cache = "HIT"; } else { set resp.http.X-Cache = "MISS"; }
 }
