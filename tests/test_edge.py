@@ -311,3 +311,47 @@ def test_the_compose_edge_profile_puts_the_repository_vcl_in_front_of_the_api():
     backend = (varnish.VCL_DIR / "shelf-backend.vcl").read_text()
     assert '.host = "api";' in backend and '.port = "8000";' in backend
     assert "SHELF_EDGE_PURGE_URLS" in compose["services"]["api"]["environment"]
+
+
+def tagged_backend(headers: list[tuple[str, str]]):
+    served: list[str] = []
+
+    def backend(environ, start_response):
+        served.append(environ["PATH_INFO"])
+        body = str(len(served)).encode()
+        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    return backend, served
+
+
+def test_grace_comes_from_stale_while_revalidate(shelf_http):
+    shelf_http.app, served = tagged_backend(
+        [("Cache-Control", "public, max-age=1, stale-while-revalidate=30"), ("xkey", "t")]
+    )
+    with varnish.edge(shelf_http.port) as running:
+        request("GET", running.url + "/g")
+        time.sleep(1.5)
+        late = request("GET", running.url + "/g")
+        assert late.headers["X-Cache"] == "HIT"  # the expired object, while it is refetched
+        assert late.data == b"1"
+        assert wait_until(lambda: len(served) == 2)
+
+
+def test_surrogate_key_tags_are_purged_like_xkey(shelf_http):
+    shelf_http.app, served = tagged_backend(
+        [("Cache-Control", "public, max-age=60"), ("Surrogate-Key", "s t")]
+    )
+    with varnish.edge(shelf_http.port) as running:
+        request("GET", running.url + "/s")
+        assert request("GET", running.url + "/s").headers["X-Cache"] == "HIT"
+        assert request("PURGE", running.url + "/", headers={"xkey-purge": "t"}).status == 200
+        assert request("GET", running.url + "/s").headers["X-Cache"] == "MISS"
+
+
+def test_untagged_responses_are_not_stored(shelf_http):
+    shelf_http.app, served = tagged_backend([("Cache-Control", "public, max-age=60")])
+    with varnish.edge(shelf_http.port) as running:
+        request("GET", running.url + "/u")
+        assert request("GET", running.url + "/u").headers["X-Cache"] == "PASS"
+    assert len(served) == 2
