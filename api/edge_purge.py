@@ -20,8 +20,6 @@ the latest purge is delivered but not stored.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextvars import ContextVar
@@ -34,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from . import edge_tags
 from .models import EdgePurge
+from .retries import BackgroundRetry
 
 log = logging.getLogger("shelf.edge")
 
@@ -41,7 +40,6 @@ TAGS_PER_REQUEST = 300
 """Tags per PURGE request: ~13 bytes each stays well inside Varnish's 8 KB header limit."""
 
 DRAIN_BATCH = 200
-RETRY_SECONDS = 1.0
 HEADERS = {"purge": "xkey-purge", "softpurge": "xkey-softpurge"}
 
 unacknowledged: ContextVar[int | None] = ContextVar("shelf_edge_unacknowledged", default=None)
@@ -60,7 +58,9 @@ class EdgePurger:
         self.pool = ThreadPoolExecutor(
             max_workers=4 * max(1, len(self.urls)), thread_name_prefix="shelf-edge"
         )
-        self._retrying = threading.Lock()
+        self._retry = BackgroundRetry(
+            "shelf-edge-retry", self.drain, self.pending, (SQLAlchemyError,), "edge purges caught up", log
+        )
 
     # --- the write path ---------------------------------------------------------------------
 
@@ -113,23 +113,8 @@ class EdgePurger:
             return conn.scalar(select(func.count()).select_from(EdgePurge))
 
     def retry_in_background(self) -> None:
-        """Start (once per process) a thread that drains every second until no row is left."""
-        if self._retrying.acquire(blocking=False):
-            threading.Thread(target=self._retry_loop, name="shelf-edge-retry", daemon=True).start()
-
-    def _retry_loop(self) -> None:
-        try:
-            while True:
-                time.sleep(RETRY_SECONDS)
-                try:
-                    self.drain()
-                    if not self.pending():
-                        log.warning("edge purges caught up")
-                        return
-                except SQLAlchemyError:
-                    continue
-        finally:
-            self._retrying.release()
+        """Drain every second, in one thread per process, until no row is left."""
+        self._retry.start()
 
     # --- sending ----------------------------------------------------------------------------
 
