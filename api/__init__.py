@@ -67,6 +67,8 @@ def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     region = caching.init_app(app, settings, registry)
     purger = edge.init_app(app, settings, db.engine_of(app))
     outbox = Outbox(db.engine_of(app), region, (purger,) if purger else ())
+    if purger is not None:
+        purger.cache_pending = outbox.pending  # edge purges are replayed after Redis has caught up
     app.extensions["shelf.outbox"] = outbox
     effects.append(outbox)
     if settings.cache_enabled:

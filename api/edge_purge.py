@@ -49,8 +49,16 @@ unacknowledged: ContextVar[int | None] = ContextVar("shelf_edge_unacknowledged",
 class EdgePurger:
     """Writes, sends and replays edge purges for one app (one engine, the configured edges)."""
 
-    def __init__(self, engine: Engine, urls: Iterable[str], timeout_ms: int, mode: str = "purge"):
+    def __init__(
+        self,
+        engine: Engine,
+        urls: Iterable[str],
+        timeout_ms: int,
+        mode: str = "purge",
+        cache_pending: Callable[[], int] = lambda: 0,
+    ):
         self.engine, self.urls, self.header = engine, tuple(urls), HEADERS[mode]
+        self.cache_pending = cache_pending  # Shelf's own invalidations not yet applied (the outbox)
         self.timeout = timeout_ms / 1000
         self.http = urllib3.PoolManager(
             num_pools=max(4, len(self.urls)), maxsize=8, retries=False, timeout=self.timeout
@@ -64,9 +72,9 @@ class EdgePurger:
 
     # --- the write path ---------------------------------------------------------------------
 
-    def prepare(self, db: Session, invalidation: dict) -> Callable[[], None] | None:
+    def prepare(self, db: Session, invalidation: dict) -> Callable[[bool], None] | None:
         """Outbox follower: the rows go into the write's transaction; sending them, after commit
-        (and after Shelf's own cache has applied ``invalidation``)."""
+        and after Shelf's own cache has applied ``invalidation`` (or failed to)."""
         tags = edge_tags.write_tags(invalidation)
         if not tags:
             return None
@@ -74,10 +82,13 @@ class EdgePurger:
         db.add_all(rows)
         db.flush()
         pending = [(row.id, row.edge, tags) for row in rows]
-        return lambda: self.send_committed(pending)
+        return lambda cache_applied: self.send_committed(pending, cache_applied)
 
-    def send_committed(self, pending: list[tuple[int, str, list[str]]]) -> None:
-        acked = self._send(pending)
+    def send_committed(self, pending: list[tuple[int, str, list[str]]], cache_applied: bool = True) -> None:
+        """Purge now. When Shelf's own cache did not take the invalidation, an edge that refetched at
+        once could store what Redis still holds: the rows stay, and are sent again once it has."""
+        sent = self._send(pending)
+        acked = sent if cache_applied else []  # purged now, and again once the cache has caught up
         missing = len(pending) - len(acked)
         unacknowledged.set((unacknowledged.get() or 0) + missing)
         self._forget(acked)
@@ -89,7 +100,10 @@ class EdgePurger:
 
     def drain(self) -> int:
         """Send every pending row again, each edge's rows merged into one purge; returns how many
-        rows were acknowledged (and deleted). Stops at the first batch an edge leaves pending."""
+        rows were acknowledged (and deleted). Stops at the first batch an edge leaves pending, and
+        sends nothing while Shelf's own cache has invalidations pending: they go first."""
+        if self.cache_pending():
+            return 0
         done = 0
         while True:
             with self.engine.begin() as conn:

@@ -110,7 +110,9 @@ class Outbox:
 
     def __init__(self, engine: Engine, region: Region, followers: tuple = ()):
         self.engine, self.region = engine, region
-        self.followers = followers  # each .prepare(db, invalidation): the edge caches (api.edge_purge)
+        # Each .prepare(db, invalidation) returns what runs after the row is applied, told whether
+        # Redis took it: the edge caches' purges (api.edge_purge).
+        self.followers = followers
         self._retrying = threading.Lock()
         self._in_hook = threading.local()
 
@@ -126,24 +128,26 @@ class Outbox:
         then = [follower.prepare(db, invalidation) for follower in self.followers]
 
         def committed() -> None:
-            self.apply_committed(row_id, invalidation)
+            applied = self.apply_committed(row_id, invalidation)
             for callback in filter(None, then):
-                callback()
+                callback(applied)
 
         return committed
 
-    def apply_committed(self, row_id: int, invalidation: dict) -> None:
+    def apply_committed(self, row_id: int, invalidation: dict) -> bool:
+        """Apply a committed write's row; False when Redis could not take it (the row stays)."""
         try:
             self._apply_through_region([invalidation])
         except CacheUnavailable:
             log.warning("invalidation %s kept in the outbox: cache unavailable", row_id)
             self.retry_in_background()
-            return
+            return False
         try:
             with self.engine.begin() as conn:
                 conn.execute(delete(CacheOutbox).where(CacheOutbox.id == row_id))
         except SQLAlchemyError:
             log.warning("applied invalidation %s stays in the outbox until a drain", row_id, exc_info=True)
+        return True
 
     # --- replays ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from ruamel.yaml import YAML
@@ -355,3 +356,30 @@ def test_untagged_responses_are_not_stored(shelf_http):
         request("GET", running.url + "/u")
         assert request("GET", running.url + "/u").headers["X-Cache"] == "PASS"
     assert len(served) == 2
+
+
+def test_edge_purges_are_replayed_after_shelfs_own_cache_catches_up(
+    make_app, shelf_http, edge, redis_url, redis_proxy, engine, auth
+):
+    """Redis down at the write: the edge is purged at once, but an edge refetch could store what a
+    process with a healthy Redis connection still serves, so the purge stays pending and is sent
+    again only once the cache outbox is empty."""
+    proxied_redis = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
+    app = shelf_http.app = make_app(redis_url=proxied_redis, edge_purge_urls=(edge.url,))
+    product = make_product(engine, make_category(engine), description="before")
+    request("GET", f"{edge.url}/v1/products/{product.id}")
+    redis_proxy.down()
+
+    response = app.test_client().patch(
+        f"/v1/products/{product.id}", json={"description": "after"}, headers=auth
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Edge-Purge"] == "pending"
+    time.sleep(2.5)  # the edge's retry ticks, and waits: Shelf's own invalidation is still pending
+    assert pending_rows(engine) >= 1
+    assert app.extensions["shelf.outbox"].pending() >= 1
+
+    redis_proxy.restore()
+    assert wait_until(lambda: pending_rows(engine) == 0, timeout=20)
+    assert app.extensions["shelf.outbox"].pending() == 0
+    assert request("GET", f"{edge.url}/v1/products/{product.id}").json()["description"] == "after"
