@@ -10,7 +10,10 @@ in time, or answered anything but 200, stays; the write still answers 2xx, sayin
 ``X-Edge-Purge: pending`` header, and the rows are replayed like the cache outbox's: by a
 background retry in this process every second until none is left, and by the worker's
 periodic drain (``jobs.maintenance.drain_outbox``) for rows a dead process left behind.
-Purging twice is harmless, so replays may overlap.
+Purging twice is harmless, so replays may overlap. Replays wait while
+the cache outbox has rows: when Redis did not take a write's invalidation, the write purges the
+edges at once but keeps its rows, and they are sent again once Redis has caught up, since an edge
+refetch in between could store what another process still served from Redis.
 
 The edge's own race, a fetch that read the old state before the commit and is stored after the
 purge, is closed in the VCL (``deploy/varnish/shelf.vcl``): an object whose fetch began before
