@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--hot", type=int, default=1000, help="product ids the readers spread over")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="an extra setting for every Shelf"
+    )
     return p
 
 
@@ -121,6 +124,7 @@ def run_arm(arm: str, opts, base_env: dict, paths: dict, out: Path) -> dict:
         "SHELF_RATE_LIMIT_READS": "1000000000/minute",
         "SHELF_RATE_LIMIT_WRITES": "1000000000/minute",
         "SHELF_WARM_ON_START": "false",
+        **dict(setting.split("=", 1) for setting in opts.set),
     }
     edge_port = varnish.free_port()
     if arm.startswith("edge"):

@@ -383,3 +383,21 @@ def test_edge_purges_are_replayed_after_shelfs_own_cache_catches_up(
     assert wait_until(lambda: pending_rows(engine) == 0, timeout=20)
     assert app.extensions["shelf.outbox"].pending() == 0
     assert request("GET", f"{edge.url}/v1/products/{product.id}").json()["description"] == "after"
+
+
+def test_softpurge_serves_the_old_body_from_grace_while_it_refetches(
+    make_app, shelf_http, edge, engine, auth
+):
+    """What README says of SHELF_EDGE_PURGE_MODE=softpurge: the purge is acknowledged, and the next
+    read through the edge may still be the old body."""
+    app = shelf_http.app = make_app(edge_purge_urls=(edge.url,), edge_purge_mode="softpurge")
+    product = make_product(engine, make_category(engine), description="before")
+    url = f"{edge.url}/v1/products/{product.id}"
+    request("GET", url)
+
+    response = app.test_client().patch(
+        f"/v1/products/{product.id}", json={"description": "after"}, headers=auth
+    )
+    assert response.headers["X-Edge-Purge"] == "done"
+    assert request("GET", url).json()["description"] == "before"
+    assert wait_until(lambda: request("GET", url).json()["description"] == "after")
