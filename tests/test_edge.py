@@ -401,3 +401,25 @@ def test_softpurge_serves_the_old_body_from_grace_while_it_refetches(
     assert response.headers["X-Edge-Purge"] == "done"
     assert request("GET", url).json()["description"] == "before"
     assert wait_until(lambda: request("GET", url).json()["description"] == "after")
+
+
+def purged_tags(engine) -> set[str]:
+    with engine.connect() as conn:
+        return {tag for tags in conn.scalars(select(EdgePurge.tags)) for tag in tags}
+
+
+def test_a_write_purges_the_lists_of_its_scopes_only_when_it_moves_a_listing(
+    make_app, engine, auth, unused_port
+):
+    app = make_app(edge_purge_urls=(f"http://127.0.0.1:{unused_port}",), edge_purge_timeout_ms=200)
+    category = make_category(engine)
+    product = make_product(engine, category, price="10.00")
+    client = app.test_client()
+
+    client.patch(f"/v1/products/{product.id}", json={"description": "display only"}, headers=auth)
+    tags = purged_tags(engine)
+    assert f"p:{product.id}" in tags
+    assert not any(tag.startswith("l:") for tag in tags)
+
+    client.patch(f"/v1/products/{product.id}", json={"price": "99.00"}, headers=auth)
+    assert {"l:all", f"l:{category.slug}"} <= purged_tags(engine)
