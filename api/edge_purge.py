@@ -102,32 +102,44 @@ class EdgePurger:
     # --- replays ----------------------------------------------------------------------------
 
     def drain(self) -> int:
-        """Send every pending row again, each edge's rows merged into one purge; returns how many
-        rows were acknowledged (and deleted). Stops at the first batch an edge leaves pending, and
-        sends nothing while Shelf's own cache has invalidations pending: they go first."""
+        """Send the configured edges' pending rows again, each edge's merged into one purge per
+        batch, all edges at once; returns how many rows were acknowledged (and deleted). An edge
+        that leaves a batch pending is left until the next drain; rows of edges no longer
+        configured are left alone. Sends nothing while Shelf's own cache has invalidations
+        pending: they go first."""
         if self.cache_pending():
             return 0
-        done = 0
-        while True:
+        done, edges = 0, set(self.urls)
+        while edges:
             with self.engine.begin() as conn:
-                rows = conn.execute(
-                    select(EdgePurge.id, EdgePurge.edge, EdgePurge.tags)
-                    .order_by(EdgePurge.id)
-                    .limit(DRAIN_BATCH)
-                    .with_for_update(skip_locked=True)
-                ).all()
-                if not rows:
-                    return done
-                acked = self._send([(row.id, row.edge, row.tags) for row in rows])
+                batches = {edge: self._batch(conn, edge) for edge in sorted(edges)}
+                rows = [row for batch in batches.values() for row in batch]
+                acked = set(self._send([(row.id, row.edge, row.tags) for row in rows]))
                 if acked:
                     conn.execute(delete(EdgePurge).where(EdgePurge.id.in_(acked)))
             done += len(acked)
-            if len(acked) < len(rows):
-                return done
+            edges = {
+                edge
+                for edge, batch in batches.items()
+                if len(batch) == DRAIN_BATCH and all(row.id in acked for row in batch)
+            }
+        return done
+
+    def _batch(self, conn, edge: str) -> list:
+        return conn.execute(
+            select(EdgePurge.id, EdgePurge.edge, EdgePurge.tags)
+            .where(EdgePurge.edge == edge)
+            .order_by(EdgePurge.id)
+            .limit(DRAIN_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
 
     def pending(self) -> int:
+        """Rows the configured edges have not acknowledged."""
         with self.engine.connect() as conn:
-            return conn.scalar(select(func.count()).select_from(EdgePurge))
+            return conn.scalar(
+                select(func.count()).select_from(EdgePurge).where(EdgePurge.edge.in_(self.urls))
+            )
 
     def retry_in_background(self) -> None:
         """Drain every second, in one thread per process, until no row is left."""

@@ -198,6 +198,7 @@ class StaleChecker:
         self.acked = {path: (0, False) for path in paths}  # version, and whether its purge is pending
         self.stale = self.stale_pending = self.checked = self.writes = self.pending = 0
         self.write_seconds: list[float] = []
+        self.samples: list[dict] = []  # the first stale reads' headers: where the old body came from
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._write), threading.Thread(target=self._read)]
 
@@ -218,6 +219,7 @@ class StaleChecker:
             "purges_pending": self.pending,
             "write_ms_median": round(1000 * ordered[len(ordered) // 2], 1),
             "write_ms_max": round(1000 * ordered[-1], 1),
+            "stale_samples": self.samples,
         }
 
     def _write(self) -> None:
@@ -240,9 +242,14 @@ class StaleChecker:
         while not self._stop.is_set():
             path = random.choice(self.paths)  # noqa: S311
             expected, pending = self.acked[path]
-            description = orjson.loads(HTTP.request("GET", self.front + path).data).get("description", "")
+            response = HTTP.request("GET", self.front + path)
+            description = orjson.loads(response.data).get("description", "")
             seen = int(description.rsplit("-", 1)[1]) if description.startswith("edge-bench-") else 0
             self.checked += 1
+            if seen < expected and len(self.samples) < 5:
+                headers = ("X-Cache", "X-Shelf-Cache", "Age", "X-Varnish", "Date")
+                sample = {name: response.headers.get(name) for name in headers}
+                self.samples.append({"path": path, "expected": expected, "seen": seen, **sample})
             if seen < expected:  # after a write whose purge is pending, README says it may be
                 self.stale_pending += pending
                 self.stale += not pending

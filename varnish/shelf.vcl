@@ -22,7 +22,7 @@ import xkey;
 include "shelf-backend.vcl";
 
 sub vcl_init {
-    var.global_set("shelf_purged_at", "0");
+    var.global_set("shelf_purged_us", "0");
 }
 
 sub vcl_recv {
@@ -30,8 +30,10 @@ sub vcl_recv {
         if (client.ip !~ shelf_purgers) {
             return (synth(403, "Forbidden"));
         }
-        if (std.time2real(now, 0.0) > std.real(var.global_get("shelf_purged_at"), 0.0)) {
-            var.global_set("shelf_purged_at", "" + std.time2real(now, 0.0));
+        # Microseconds since 2023-11-14 (VCL integers have 15 digits; a REAL string has 3 decimals).
+        set req.http.purged-us = std.integer(real=(std.real(time=now) - 1700000000.0) * 1000000.0);
+        if (std.integer(req.http.purged-us, 0) > std.integer(var.global_get("shelf_purged_us"), 0)) {
+            var.global_set("shelf_purged_us", req.http.purged-us);
         }
         if (req.http.xkey-purge) {
             set req.http.n-gone = xkey.purge(req.http.xkey-purge);
@@ -50,7 +52,8 @@ sub vcl_recv {
 }
 
 sub vcl_backend_fetch {
-    var.set_real("fetch_started", std.time2real(now, 0.0));
+    # As a string: vmod var keeps its INTs in 32 bits.
+    var.set("fetch_started_us", "" + std.integer(real=(std.real(time=now) - 1700000000.0) * 1000000.0));
 }
 
 sub vcl_backend_response {
@@ -64,7 +67,7 @@ sub vcl_backend_response {
     if (bereq.uncacheable || !beresp.http.xkey || beresp.http.Vary == "*" || beresp.http.Set-Cookie) {
         return (pass(0s));
     }
-    if (var.get_real("fetch_started") <= std.real(var.global_get("shelf_purged_at"), 0.0)) {
+    if (std.integer(var.get("fetch_started_us"), 0) <= std.integer(var.global_get("shelf_purged_us"), 0)) {
         return (pass(0s));
     }
     return (deliver);
