@@ -96,7 +96,10 @@ class EdgePurger:
         unacknowledged.set((unacknowledged.get() or 0) + missing)
         self._forget(acked)
         if missing:
-            log.warning("edge purge pending: %d of %d edges did not acknowledge", missing, len(pending))
+            why = (
+                "not acknowledged in time" if cache_applied else "Shelf's own cache has not applied the write"
+            )
+            log.warning("edge purge pending (%s): %d of %d edges", why, missing, len(pending))
             self.retry_in_background()
 
     # --- replays ----------------------------------------------------------------------------
