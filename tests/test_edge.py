@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from api.config import ConfigError, Settings
 from api.models import EdgePurge
 from loadtest import varnish
-from tests.edge_support import ShelfHttp, request, wait_until
+from tests.edge_support import HTTP, ShelfHttp, request, wait_until
 from tests.factories import make_category, make_product
 from tests.netproxy import TcpProxy
 
@@ -35,6 +35,10 @@ def shelf_http():
 def edge(shelf_http):
     with varnish.edge(shelf_http.port) as running:
         yield running
+    HTTP.clear()  # the connections to this Varnish, closed rather than left to the collector
+    purger = getattr(shelf_http.app, "extensions", {}).get("shelf.edge")
+    if purger is not None:
+        purger.http.clear()
 
 
 @pytest.fixture
