@@ -15,6 +15,7 @@ from . import (
     caching,
     cli,
     db,
+    edge,
     errors,
     fast_path,
     guard_rails,
@@ -71,7 +72,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     region = caching.init_app(app, settings, registry)
-    outbox = Outbox(db.engine_of(app), region)
+    purger = edge.init_app(app, settings, db.engine_of(app))
+    outbox = Outbox(db.engine_of(app), region, (purger,) if purger else ())
+    if purger is not None:
+        purger.cache_pending = outbox.pending  # edge purges are replayed after Redis has caught up
     app.extensions["shelf.outbox"] = outbox
     effects.append(outbox)
     if settings.cache_enabled:

@@ -21,7 +21,7 @@ the request id in it is this request's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
@@ -41,7 +41,7 @@ from cache.metrics import Event, PrometheusMetrics
 from cache.refresh import BackgroundRefresher
 from cache.region import Region, Result, State
 
-from . import flask_cache, metrics
+from . import edge_tags, flask_cache, metrics
 from .config import Settings
 from .db import fill_reads
 from .errors import render as render_problem
@@ -81,9 +81,11 @@ def serve(
     key: CacheKey,
     build: Callable[[], Rendered | Payload],
     assemble: Callable[[bytes], Rendered] | None = None,
+    shown: Callable[[bytes], Iterable[str]] | None = None,
 ) -> Response:
     """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404.
-    With ``assemble``, what is cached is not the body but what the body is made from at each read."""
+    With ``assemble``, what is cached is not the body but what the body is made from at each read;
+    ``shown`` names the edge tags (``api.edge_tags``) of the other entries an assembled body shows."""
 
     def creator() -> Payload:
         try:
@@ -99,8 +101,12 @@ def serve(
     result = extension["shelf.region"].get_or_create(
         key, creator, allow_stale_on_error=DATABASE_DOWN, lookup=lookup
     )
-    headers = cache_headers(result, extension["shelf.cache_headers"])
+    policy = extension["shelf.cache_headers"]
+    headers = cache_headers(result, policy)
     entry = result.entry
+    if policy.tag_header and entry.status == 200:
+        extra = shown(entry.body) if shown is not None else ()
+        headers[policy.tag_header] = edge_tags.header_value(key.entry, extra)
     if entry.status == 404:
         return render_problem(404, "Not Found", "not found", headers=headers)
     rendered = Rendered(entry.body, entry.etag) if assemble is None else assemble(entry.body)
@@ -113,6 +119,7 @@ class HeaderPolicy:
 
     enabled: bool
     cache_control: str
+    tag_header: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HeaderPolicy:
@@ -120,7 +127,7 @@ class HeaderPolicy:
             f"public, max-age={settings.http_max_age}, "
             f"stale-while-revalidate={settings.http_stale_while_revalidate}"
         )
-        return cls(settings.cache_enabled, cache_control)
+        return cls(settings.cache_enabled, cache_control, edge_tags.header_name(settings.edge_tag_header))
 
 
 def cache_headers(result: Result, policy: HeaderPolicy) -> dict[str, str]:

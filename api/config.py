@@ -111,6 +111,26 @@ def parse_origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+EDGE_TAG_HEADERS = ("xkey", "Surrogate-Key", "none")
+
+
+def _choice(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+
+
+def parse_edge_urls(raw: str) -> tuple[str, ...]:
+    """Parse ``http://varnish-1:6081,http://varnish-2:6081`` into the edges' base URLs."""
+    urls = tuple(filter(None, (part.strip().rstrip("/") for part in raw.split(","))))
+    for url in urls:
+        if not re.match(r"^https?://[A-Za-z0-9.\[\]:-]+(/[^\s,]*)?$", url):
+            raise ConfigError(f"SHELF_EDGE_PURGE_URLS entries look like http://varnish:6081, got {url!r}")
+    return urls
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -154,6 +174,10 @@ class Settings:
     trusted_proxies: int = 0
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
+    edge_tag_header: str = "xkey"  # surrogate keys on cacheable responses: xkey, Surrogate-Key or none
+    edge_purge_urls: tuple[str, ...] = ()  # HTTP caches (Varnish) every write purges, api.edge_purge
+    edge_purge_timeout_ms: int = 1000  # how long a write waits for the edges' acks
+    edge_purge_mode: str = "purge"  # or softpurge (keeps objects in grace: no read-your-writes)
 
     def __post_init__(self) -> None:
         check_cluster_use(self)
@@ -215,6 +239,12 @@ class Settings:
             trusted_proxies=_int(env, "SHELF_TRUSTED_PROXIES", cls.trusted_proxies),
             cors_origins=parse_origins(env.get("SHELF_CORS_ORIGINS", "")),
             hsts_seconds=_int(env, "SHELF_HSTS_SECONDS", cls.hsts_seconds),
+            edge_tag_header=_choice(env, "SHELF_EDGE_TAG_HEADER", EDGE_TAG_HEADERS, cls.edge_tag_header),
+            edge_purge_urls=parse_edge_urls(env.get("SHELF_EDGE_PURGE_URLS", "")),
+            edge_purge_timeout_ms=_at_least(env, "SHELF_EDGE_PURGE_TIMEOUT_MS", cls.edge_purge_timeout_ms, 1),
+            edge_purge_mode=_choice(
+                env, "SHELF_EDGE_PURGE_MODE", ("purge", "softpurge"), cls.edge_purge_mode
+            ),
         )
 
     @property

@@ -40,7 +40,7 @@ from flask import Flask
 
 from cache.region import Region, Result
 
-from . import caching, rate_limits, request_log, security_headers
+from . import caching, edge_tags, rate_limits, request_log, security_headers
 from .caching import HeaderPolicy, cache_headers
 from .config import Settings
 from .http import JSON, client_has
@@ -115,6 +115,8 @@ class FastPath:
             return None
         parts.views.record(product_id)
         status, headers, body = _response(environ, result, parts.header_policy)
+        if parts.header_policy.tag_header:
+            headers.append((parts.header_policy.tag_header, edge_tags.header_value(key.entry)))
         if hits:
             headers.extend(rate_limits.rate_limit_headers(hits).items())
         headers.extend(parts.security_headers)

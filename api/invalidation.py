@@ -108,8 +108,11 @@ def merge(invalidations: list[dict]) -> tuple[list[CacheKey], list[str], list[st
 class Outbox:
     """Writes, applies and replays outbox rows for one app (one engine, one region)."""
 
-    def __init__(self, engine: Engine, region: Region):
+    def __init__(self, engine: Engine, region: Region, followers: tuple = ()):
         self.engine, self.region = engine, region
+        # Each .prepare(db, invalidation) returns what runs after the row is applied, told whether
+        # Redis took it: the edge caches' purges (api.edge_purge).
+        self.followers = followers
         self._retrying = threading.Lock()
         self._settling = threading.Lock()  # orders "owe" against "settled": see _owe
         self._in_hook = threading.local()
@@ -124,20 +127,29 @@ class Outbox:
         db.add(row)
         db.flush()
         row_id = row.id
-        return lambda: self.apply_committed(row_id, invalidation)
+        then = [follower.prepare(db, invalidation) for follower in self.followers]
 
-    def apply_committed(self, row_id: int, invalidation: dict) -> None:
+        def committed() -> None:
+            applied = self.apply_committed(row_id, invalidation)
+            for callback in filter(None, then):
+                callback(applied)
+
+        return committed
+
+    def apply_committed(self, row_id: int, invalidation: dict) -> bool:
+        """Apply a committed write's row; False when Redis could not take it (the row stays)."""
         try:
             self._apply_through_region([invalidation])
         except CacheUnavailable:
             log.warning("invalidation %s kept in the outbox: cache unavailable", row_id)
             self._owe()
-            return
+            return False
         try:
             with self.engine.begin() as conn:
                 conn.execute(delete(CacheOutbox).where(CacheOutbox.id == row_id))
         except SQLAlchemyError:
             log.warning("applied invalidation %s stays in the outbox until a drain", row_id, exc_info=True)
+        return True
 
     # --- replays ----------------------------------------------------------------------------
 

@@ -187,6 +187,18 @@ class CacheOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class EdgePurge(Base):
+    """A purge an edge cache has not acknowledged: one row per configured edge, written in the
+    write's transaction with its cache_outbox row, deleted on the edge's ack (``api.edge_purge``)."""
+
+    __tablename__ = "edge_purges"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    edge: Mapped[str] = mapped_column(String(500))
+    tags: Mapped[list] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class RecomputeRequest(Base):
     """An aggregate recompute a write calls for, written in that write's transaction.
 

@@ -13,7 +13,10 @@ def drain_outbox() -> dict:
     job = get_current_job()
     if job is not None:
         release_pending(job.connection, job)
-    return {"applied": context.app().extensions["shelf.outbox"].drain()}
+    extensions = context.app().extensions
+    applied = extensions["shelf.outbox"].drain()
+    edge = extensions.get("shelf.edge")  # edge purges not acknowledged yet (api.edge_purge)
+    return {"applied": applied, "edge_purged": edge.drain() if edge is not None else 0}
 
 
 def send_recomputes() -> dict:

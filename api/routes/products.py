@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from cache.entry import Payload
 
-from .. import caching, db, pagination, product_pages, schemas
+from .. import caching, db, edge_tags, pagination, product_pages, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import check_if_match, no_content, send
@@ -52,7 +52,8 @@ class Products(MethodView):
         def assemble(record: bytes) -> Rendered:
             return product_pages.assemble(db.session(), caching.region(), record, rendered)
 
-        return caching.serve(product_pages.page_key(caching.keys(), query), read, assemble)
+        key = product_pages.page_key(caching.keys(), query)
+        return caching.serve(key, read, assemble, edge_tags.list_item_tags)
 
     @require_token
     @blp.arguments(schemas.ProductCreateSchema)
