@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     region = caching.init_app(app, settings, registry)
     purger = edge.init_app(app, settings, db.engine_of(app))
-    outbox = Outbox(db.engine_of(app), region, (purger,) if purger else ())
+    patient = app.extensions["shelf.bulk_region"]
+    outbox = Outbox(db.engine_of(app), region, (purger,) if purger else (), patient)
     if purger is not None:
         purger.cache_pending = outbox.pending  # edge purges are replayed after Redis has caught up
     app.extensions["shelf.outbox"] = outbox

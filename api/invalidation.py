@@ -108,8 +108,13 @@ def merge(invalidations: list[dict]) -> tuple[list[CacheKey], list[str], list[st
 class Outbox:
     """Writes, applies and replays outbox rows for one app (one engine, one region)."""
 
-    def __init__(self, engine: Engine, region: Region, followers: tuple = ()):
+    def __init__(self, engine: Engine, region: Region, followers: tuple = (), patient: Region | None = None):
         self.engine, self.region = engine, region
+        # A second try for a write's invalidation: the same keys over another pool, with a longer
+        # timeout and a breaker of its own (the bulk region). A request-path timeout on a busy
+        # machine is not an outage, and while the row waits for the retry loop other processes
+        # serve what it voids.
+        self.patient = patient
         # Each .prepare(db, invalidation) returns what runs after the row is applied, told whether
         # Redis took it: the edge caches' purges (api.edge_purge).
         self.followers = followers
@@ -139,7 +144,7 @@ class Outbox:
     def apply_committed(self, row_id: int, invalidation: dict) -> bool:
         """Apply a committed write's row; False when Redis could not take it (the row stays)."""
         try:
-            self._apply_through_region([invalidation])
+            self._deliver(invalidation)
         except CacheUnavailable:
             log.warning("invalidation %s kept in the outbox: cache unavailable", row_id)
             self._owe()
@@ -230,10 +235,18 @@ class Outbox:
                 conn.execute(delete(CacheOutbox).where(CacheOutbox.id.in_([row.id for row in rows])))
             done += len(rows)
 
-    def _apply_through_region(self, invalidations: list[dict]) -> None:
+    def _deliver(self, invalidation: dict) -> None:
+        try:
+            self._apply_through_region([invalidation])
+        except CacheUnavailable:
+            if self.patient is None:
+                raise
+            self._apply_through_region([invalidation], self.patient)
+
+    def _apply_through_region(self, invalidations: list[dict], region: Region | None = None) -> None:
         for hook in self.before_apply:
             hook()
-        self.region.invalidate(*merge(invalidations))
+        (region or self.region).invalidate(*merge(invalidations))
 
     def _apply_direct(self, invalidations: list[dict]) -> None:
         for hook in self.before_apply:
