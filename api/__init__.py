@@ -14,6 +14,7 @@ from . import (
     caching,
     cli,
     db,
+    docs_page,
     errors,
     fast_path,
     guard_rails,
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (products, reviews, categories, admin, jobs):
         api.register_blueprint(module.blp)
     app.register_blueprint(ops.blp)
+    docs_page.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app

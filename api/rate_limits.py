@@ -80,6 +80,9 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 """Probes, metrics and docs: an orchestrator or a browser must never be throttled out of them."""
 
+EXEMPT_PREFIX = "/docs/"
+"""The docs page's own files (api.docs_page)."""
+
 STORAGE_TIMEOUT_SECONDS = 0.25
 """Redis socket timeouts for the counters: a slow Redis must not hold requests up."""
 
@@ -323,7 +326,7 @@ class RateLimiter:
 
     def check(self) -> None:
         """before_request: spend one token of this request's budget; 429 when none is left."""
-        if request.path in EXEMPT_PATHS:
+        if request.path in EXEMPT_PATHS or request.path.startswith(EXEMPT_PREFIX):
             return
         if SPENT in request.environ:  # api.fast_path spent it already, then handed the request on
             hits = request.environ[SPENT]
