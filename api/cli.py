@@ -163,6 +163,8 @@ def warm(scope: str, limit: int | None, category: str | None, ids: str | None, s
     click.echo(
         f"stored {summary['stored']} of {summary['products']} products, {summary['list_pages']} list pages"
     )
+    if summary.get("note"):
+        click.echo(f"({summary['note']})")
 
 
 @aggregates_cli.command("recompute")
