@@ -416,7 +416,7 @@ def handle_rate_limited(error: RateLimited) -> Response:
     budget_name = breached.window.name.split("-")[0]
     limit = f"{breached.window.amount} per {breached.window.seconds} s"
     detail = f"too many {budget_name}: the limit is {limit}; retry after Retry-After seconds"
-    return render(429, "Too Many Requests", detail, type_="/problems/rate-limited")
+    return render(429, "Too Many Requests", detail)
 
 
 def metrics_registry(app: Flask) -> CollectorRegistry:

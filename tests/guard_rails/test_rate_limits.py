@@ -76,7 +76,7 @@ def test_over_the_limit_is_a_429_problem_with_retry_after(limited):
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
     assert body["status"] == 429 and body["title"] == "Too Many Requests"
-    assert body["type"] == "/problems/rate-limited" and "reads" in body["detail"]
+    assert body["type"] == "about:blank" and "reads" in body["detail"]
     assert body["request_id"] == "over-1"
     assert 0 < int(response.headers["Retry-After"]) <= 60
     assert remaining(response) == 0
