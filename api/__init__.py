@@ -6,6 +6,8 @@ import time, so tests and jobs can build an app against their own servers.
 
 from __future__ import annotations
 
+import os
+
 import redis
 from flask import Flask
 
@@ -19,6 +21,7 @@ from . import (
     fast_path,
     guard_rails,
     keep_alive,
+    local_servers,
     metrics,
     request_guards,
     request_log,
@@ -34,9 +37,13 @@ REDIS_TIMEOUT_SECONDS = 0.25
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+    targets = None  # where DATABASE_URL / REDIS_URL came from, when read from the environment
+    if settings is None:
+        environ, targets = local_servers.with_local_servers(os.environ)
+        settings = Settings.from_env(environ)
     app = Shelf(__name__)
     app.config["SHELF"] = settings
+    app.config["SHELF_TARGETS"] = targets
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)

@@ -133,7 +133,7 @@ def start_locust(command: list[str], env: dict[str, str], log_path: Path) -> sub
 
 
 def purge(env: dict[str, str]) -> str:
-    return flask(["cache", "purge"], env).stdout.strip()
+    return flask(["cache", "purge", "--yes"], env).stdout.strip()
 
 
 def warm_command(env: dict[str, str]) -> list[str] | None:

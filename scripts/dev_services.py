@@ -22,8 +22,10 @@ form. Why not the packages' own Python APIs:
   ``__del__``), and a start after a crash launches a second server, leaving the first one orphaned.
 
 Here every ``run`` registers its pid under a lock in ``services.json``; the last one to leave stops
-the servers. A server left behind by a killed ``run`` is found again (postmaster.pid / valkey.pid plus
-a live TCP port), adopted by the next ``run`` and stopped when that one ends, or by ``stop``.
+the servers. It also records its command and the URLs it exported there, so that a ``flask --app api``
+command in another shell finds ``make run``'s servers by itself (``api/local_servers.py``). A server
+left behind by a killed ``run`` is found again (postmaster.pid / valkey.pid plus a live TCP port),
+adopted by the next ``run`` and stopped when that one ends, or by ``stop``.
 
 PostgreSQL refuses to run as root: as root the server runs as the system user ``pgserver`` (the same
 user the pgserver package creates), created with useradd if missing; the PostgreSQL data folder is
@@ -156,6 +158,7 @@ class State:
             self.data = {}
         self.data.setdefault("clients", {})
         self.data.setdefault("ports", {})
+        self.data.setdefault("commands", {})
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -170,6 +173,14 @@ class State:
 
     def add_client(self, name: str, pid: int) -> None:
         self.data["clients"][name] = [*self.clients(name), pid]
+
+    def add_command(self, pid: int, argv: list[str], exports: dict[str, str]) -> None:
+        """Record what ``pid`` runs and the URLs it got, for a CLI in another shell (api.local_servers)."""
+        live = {key: entry for key, entry in self.data["commands"].items() if pid_alive(int(key))}
+        self.data["commands"] = {**live, str(pid): {"argv": argv, "exports": exports}}
+
+    def remove_command(self, pid: int) -> None:
+        self.data["commands"].pop(str(pid), None)
 
     def remove_client(self, name: str, pid: int) -> list[int]:
         self.data["clients"][name] = [p for p in self.clients(name) if p != pid]
@@ -548,6 +559,7 @@ def acquire(root: Path, names: list[str]) -> list[Postgres | Valkey]:
 def release(root: Path, servers: list[Postgres | Valkey]) -> None:
     """Unregister this process; stop each server nobody else uses any more."""
     with locked_state(root) as state:
+        state.remove_command(os.getpid())
         for server in servers:
             others = state.remove_client(server.name, os.getpid())
             if others:
@@ -642,13 +654,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     servers: list[Postgres | Valkey] = []
     try:
         servers = acquire(root, names)
-        env = dict(os.environ)
+        exports = {}
         for server in servers:
             if isinstance(server, Postgres):
-                env["DATABASE_URL"] = server.url(args.database)
+                exports["DATABASE_URL"] = server.url(args.database)
             else:
-                env["REDIS_URL"] = server.url()
-        return run_command(cmd, env)
+                exports["REDIS_URL"] = server.url()
+        with locked_state(root) as state:
+            state.add_command(os.getpid(), cmd, exports)
+        return run_command(cmd, {**os.environ, **exports})
     except Interrupted as exc:
         signum = exc.args[0]
         log(f"{signal.Signals(signum).name} before the command started")

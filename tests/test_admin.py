@@ -56,7 +56,7 @@ def test_purge_rejects_unknown_resources(client, auth):
 def test_cli_purge_and_drain(app, runner, client, engine):
     product = make_product(engine, make_category(engine))
     read_twice(client, f"/v1/products/{product.id}")
-    result = runner.invoke(args=["cache", "purge", "--resource", "product"])
+    result = runner.invoke(args=["cache", "purge", "--resource", "product", "--yes"])
     assert result.exit_code == 0 and "deleted 1 entries" in result.output
     result = runner.invoke(args=["cache", "drain"])
     assert result.exit_code == 0 and "applied 0 pending invalidations" in result.output
