@@ -22,6 +22,7 @@ import termios
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -415,9 +416,11 @@ def assert_all_stopped(proc: subprocess.Popen, data_dir: Path, port: int) -> Non
     assert port_closed(port)
 
 
-def start_make_run(data_dir: Path) -> tuple[subprocess.Popen, int, Path, int]:
+@contextlib.contextmanager
+def make_run(data_dir: Path) -> Iterator[tuple[subprocess.Popen, int, Path, int]]:
     """The real `make run` (its install step skipped) with a terminal: a pty whose controlling side
-    is the test's, as a shell's is. Returns make, the port, the log and the pty's master end."""
+    is the test's, as a shell's is. Yields make, the port, the log and the pty's master end; kills
+    what is left if the test fails."""
     port = free_port()
     master, terminal = os.openpty()
     log = data_dir / "run.log"
@@ -433,7 +436,13 @@ def start_make_run(data_dir: Path) -> tuple[subprocess.Popen, int, Path, int]:
             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509 - the pty as controlling terminal
         )
     os.close(terminal)
-    return proc, port, log, master
+    try:
+        yield proc, port, log, master
+    finally:
+        if proc.poll() is None:
+            signal_session(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        os.close(master)
 
 
 def second_shell_cli(data_dir: Path, port: int, *args: str, answer: str = "") -> subprocess.CompletedProcess:
@@ -442,12 +451,11 @@ def second_shell_cli(data_dir: Path, port: int, *args: str, answer: str = "") ->
     env = stack_env(data_dir, port)
     return subprocess.run(  # noqa: S603 - our own CLI
         command, cwd=ROOT, env=env, input=answer, capture_output=True, text=True, timeout=60
-    )  # noqa: S603
+    )
 
 
 def test_ctrl_c_stops_make_run_with_exit_0_and_a_second_shell_finds_its_servers(data_dir):
-    proc, port, log, master = start_make_run(data_dir)
-    try:
+    with make_run(data_dir) as (proc, port, log, master):
         wait_until_serving(proc, port, log)
         failed = second_shell_cli(data_dir, port, "jobs", "failed")
         assert failed.returncode == 0 and "0 failed jobs" in failed.stdout, failed.stderr
@@ -457,11 +465,6 @@ def test_ctrl_c_stops_make_run_with_exit_0_and_a_second_shell_finds_its_servers(
         assert f"in redis://127.0.0.1:{valkey_port}/0 (the embedded server of `make run`" in purge.stderr
         os.write(master, b"\x03")  # Ctrl-C, as typed: the terminal signals its foreground group
         code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            signal_session(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
     text = log.read_text()
     assert code == 0 and "stopped cleanly on SIGINT" in text, text
     assert "Error 130" not in text and "Interrupt" not in text, text
@@ -471,16 +474,10 @@ def test_ctrl_c_stops_make_run_with_exit_0_and_a_second_shell_finds_its_servers(
 
 
 def test_sigint_to_make_own_pid_stops_everything(data_dir):
-    proc, port, log, master = start_make_run(data_dir)
-    try:
+    with make_run(data_dir) as (proc, port, log, _master):
         wait_until_serving(proc, port, log)
         proc.send_signal(signal.SIGINT)  # make itself passes it on to nobody
         code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            signal_session(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
     text = log.read_text()
     assert "make was sent SIGINT; stopping" in text and "stopped cleanly on SIGINT" in text, text
     assert code == -signal.SIGINT  # make always ends by the signal it was sent
