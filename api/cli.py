@@ -36,6 +36,7 @@ from .db import session
 from .schemas import CACHE_RESOURCES, RECOMPUTE_SCOPES, WARM_SCOPES, RecomputeRequestSchema, WarmRequestSchema
 from .seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
 from .services.errors import DomainError
+from .services.jobs import job_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,8 +194,11 @@ def drain() -> None:
 @click.option(
     "--sync/--queue", default=True, show_default=True, help="Run here with a progress bar, or queue it."
 )
+@click.option("--wait/--no-wait", default=False, show_default=True, help="With --queue: follow the job.")
 @named_servers
-def warm(scope: str, limit: int | None, category: str | None, ids: str | None, sync: bool) -> None:
+def warm(
+    scope: str, limit: int | None, category: str | None, ids: str | None, sync: bool, wait: bool
+) -> None:
     """Fill the cache ahead of reads (the same fill path, keys and leases as reads)."""
     request = _load(
         WarmRequestSchema(), {"scope": scope, "limit": limit, "category": category, "ids": _ids(ids)}
@@ -203,6 +207,8 @@ def warm(scope: str, limit: int | None, category: str | None, ids: str | None, s
     if not sync:
         job = _checked(background.trigger_warm, db, **request)
         click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+        if wait:
+            follow(job.id)
         return
     _checked(background.trigger_warm_checks, db, request["scope"], request["category"], request["ids"])
     with click.progressbar(length=1, label=f"warming {scope}", file=sys.stderr) as bar:
@@ -223,14 +229,60 @@ def warm(scope: str, limit: int | None, category: str | None, ids: str | None, s
 @click.option("--scope", type=click.Choice(RECOMPUTE_SCOPES), default="all", show_default=True)
 @click.option("--product-id", type=int)
 @click.option("--category")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the job until it ends (Ctrl-C stops following).",
+)
 @named_servers
-def recompute(scope: str, product_id: int | None, category: str | None) -> None:
-    """Queue a recompute of rating summaries and category stats."""
+def recompute(scope: str, product_id: int | None, category: str | None, wait: bool) -> None:
+    """Queue a recompute of rating summaries and category stats (the rq worker of `make run` runs it)."""
     request = _load(
         RecomputeRequestSchema(), {"scope": scope, "product_id": product_id, "category": category}
     )
     job = _checked(background.trigger_recompute, session(), **request)
     click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+    if wait:
+        follow(job.id)
+
+
+FOLLOW_POLL_SECONDS = 0.25
+NO_WORKER_HINT_SECONDS = 5.0
+"""A job still queued this long gets a hint: no rq worker may be running (``make run`` starts one)."""
+
+
+def follow(job_id: str, poll: float = FOLLOW_POLL_SECONDS) -> dict:
+    """Show a queued job's state and progress on stderr until it ends; its last status.
+
+    A failed job is an error (exit 1) naming the job's own error line."""
+    started, hinted, shown = time.monotonic(), False, ""
+    while True:
+        status = job_status(background.connection(), job_id)
+        if status["status"] in ("finished", "failed", "stopped", "canceled"):
+            break
+        line = _status_line(status, time.monotonic() - started)
+        if line != shown:
+            click.echo(f"\r{line}", nl=False, err=True)
+            shown = line
+        waiting = status["status"] in ("queued", "scheduled", "deferred")
+        if waiting and not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+            click.echo("\n(still queued: is an rq worker running? `make run` starts one)", err=True)
+            hinted = True
+        time.sleep(poll)
+    click.echo(f"\r{_status_line(status, time.monotonic() - started)}", err=True)
+    if status["status"] != "finished":
+        raise click.ClickException(
+            f"job {job_id} {status['status']}: {status['error'] or 'no error recorded'}"
+        )
+    click.echo(f"finished: {status['result']}")
+    return status
+
+
+def _status_line(status: dict, elapsed: float) -> str:
+    progress = status.get("progress") or {}
+    done = f" {progress['done']}/{progress['total']}" if progress.get("total") else ""
+    return f"{status['kind']}: {status['status']}{done} ({elapsed:.0f}s)"
 
 
 @jobs_cli.command("failed")

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -552,3 +553,27 @@ def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queu
         "drain_outbox",
         "send_recomputes",
     ]
+
+
+def test_cli_recompute_follows_its_job_until_the_worker_has_run_it(queue_app, engine, queue_redis):
+    """Long CLI work shows progress: a queued recompute is followed (state, time) until it ends."""
+    make_products(engine, make_category(engine), 3)
+    outcome = {}
+    cli = threading.Thread(
+        target=lambda: outcome.update(
+            result=queue_app.test_cli_runner().invoke(args=["aggregates", "recompute"])
+        )
+    )
+    cli.start()
+    deadline = time.monotonic() + 10
+    while not queued(queue_redis) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the CLI shows the job waiting first
+    run_worker(queue_redis)
+    cli.join(30)
+    result = outcome["result"]
+    assert result.exit_code == 0, result.output
+    assert "recompute_all: queued" in result.output and "recompute_all: finished" in result.output
+    assert "finished: {'products_changed'" in result.output
+    queued_only = queue_app.test_cli_runner().invoke(args=["aggregates", "recompute", "--no-wait"])
+    assert queued_only.exit_code == 0 and "follow it at /v1/jobs/" in queued_only.output
