@@ -186,3 +186,23 @@ def test_without_database_url_or_make_run_the_suite_says_how_to_name_the_catalog
     monkeypatch.setenv("SHELF_DATA_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="no `make run` is running .* --ids-file"):
         live.database_url()
+
+
+def test_the_benchmark_uses_the_named_servers_own_databases_or_asks_for_embedded_ones():
+    from loadtest import run as bench
+
+    named = {
+        "DATABASE_URL": "postgresql://u@db.example:5433/shelf",
+        "REDIS_URL": "redis://cache.example:6380/0",
+    }
+    opts = bench.parser().parse_args([])
+    assert bench.resolve_servers(opts, named)
+    assert (opts.database_url, opts.redis_url) == (
+        "postgresql://u@db.example:5433/shelf_bench",
+        "redis://cache.example:6380/3",
+    )
+    quick = bench.parser().parse_args(["--quick"])
+    assert bench.resolve_servers(quick, named) and quick.database_url.endswith("/shelf_bench_quick")
+    given = bench.parser().parse_args(["--database-url", "postgresql://u@h/x", "--redis-url", "redis://h/5"])
+    assert bench.resolve_servers(given, {}) and given.database_url == "postgresql://u@h/x"
+    assert not bench.resolve_servers(bench.parser().parse_args([]), {})  # unset: run on embedded servers
