@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings = Settings.from_env(environ)
     app = Shelf(__name__)
     app.config["SHELF"] = settings
-    app.config["SHELF_TARGETS"] = targets
+    app.extensions["shelf.targets"] = targets
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)

@@ -54,7 +54,7 @@ def named_servers(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def checked(*args, **kwargs):
-        reason = local_servers.refusal(current_app.config.get("SHELF_TARGETS") or [], DEFAULT_URLS)
+        reason = local_servers.refusal(current_app.extensions.get("shelf.targets") or [], DEFAULT_URLS)
         if reason:
             raise click.ClickException(reason)
         return command(*args, **kwargs)
@@ -66,7 +66,7 @@ def target(var: str) -> str:
     """How the CLI names the server behind ``var``: its URL (no password) and where it came from."""
     settings = current_app.config["SHELF"]
     url = settings.database_url if var == "DATABASE_URL" else settings.redis_url
-    found = [t for t in current_app.config.get("SHELF_TARGETS") or [] if t.var == var]
+    found = [t for t in current_app.extensions.get("shelf.targets") or [] if t.var == var]
     source = found[0].source if found else "as configured"
     return f"{local_servers.redacted(url)} ({source})"
 
