@@ -62,8 +62,9 @@ def read_budget(host: str) -> tuple[int, int] | None:
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the host under test
             policy = response.headers.get("RateLimit-Policy", "")
-    except urllib.error.HTTPError as error:
+    except urllib.error.HTTPError as error:  # a 429 has the policy too
         policy = error.headers.get("RateLimit-Policy", "")
+        error.close()
     budgets = [(int(q), int(w)) for q, w in POLICY.findall(policy)]
     return min(budgets, key=lambda b: b[0] / b[1]) if budgets else None
 

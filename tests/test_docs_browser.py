@@ -38,6 +38,7 @@ def served(app):
     finally:
         server.shutdown()
         thread.join(10)
+        server.server_close()
 
 
 def chromium(*args: str, profile: Path) -> str:

@@ -162,6 +162,7 @@ def throttled(make_app):
     yield f"http://127.0.0.1:{server.port}"
     server.shutdown()
     thread.join(10)
+    server.server_close()
 
 
 def test_a_server_whose_read_budget_would_throttle_the_test_is_refused_with_the_fix(
