@@ -101,8 +101,8 @@ def on_exit(server):
 
 
 def when_ready(server):
-    """Say where Shelf listens, and queue a warm of the most viewed products once per start, so a
-    fresh deploy is not cold."""
+    """Say where Shelf listens, and queue a warm of the most read list pages and products once per
+    start, so a fresh deploy is not cold (/readyz says "warming" until it has done enough)."""
     from api.background import warm_on_start
     from api.config import Settings
 

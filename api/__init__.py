@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 
-import redis
 from flask import Flask
+
+from cache.backends.cluster import client_from_url
 
 from . import (
     background,
@@ -31,6 +32,8 @@ from .config import Settings
 from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
 from .popularity import ViewTracker
+from .readiness import WarmGate
+from .replica import ReplicaReads
 from .routes import admin, categories, jobs, ops, products, reviews
 
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -58,9 +61,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["shelf.views"] = ViewTracker(
         app.extensions["shelf.queue"], settings.popularity_flush_seconds
     )
-    app.extensions["shelf.redis"] = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    app.extensions["shelf.warm_gate"] = WarmGate(
+        app.extensions["shelf.queue"],
+        settings.warm_on_start,
+        settings.warm_ready_ratio,
+        settings.warm_ready_seconds,
     )
+    app.extensions["shelf.redis"] = client_from_url(settings.redis_url, REDIS_TIMEOUT_SECONDS)
     api = Api(app)
     for module in (products, reviews, categories, admin, jobs):
         api.register_blueprint(module.blp)
@@ -77,5 +84,16 @@ def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
     app.extensions["shelf.outbox"] = outbox
     effects.append(outbox)
     if settings.cache_enabled:
-        pool = app.extensions["shelf.cache_client"].connection_pool
-        pool.connection_kwargs["redis_connect_func"] = outbox.on_redis_connect
+        app.extensions["shelf.redis_backend"].on_connect(outbox.on_redis_connect)
+    if settings.cache_enabled and settings.replica_database_url:
+        replica = replica_reads(app, settings, registry)
+        app.extensions["shelf.replica"] = replica
+        outbox.before_apply.append(replica.record_writes)
+
+
+def replica_reads(app: Flask, settings: Settings, registry) -> ReplicaReads:
+    replica_engine = db.make_engine(settings.replace(database_url=settings.replica_database_url))
+    client = app.extensions["shelf.cache_client"]
+    key = f"{settings.cache_prefix}:replica-watermark"
+    breaker = app.extensions["shelf.region"].breaker
+    return ReplicaReads(db.engine_of(app), replica_engine, client, key, registry, breaker)

@@ -23,6 +23,7 @@ from jobs import aggregates as aggregate_jobs
 from jobs import queues
 from jobs import warming as warm_jobs
 
+from . import readiness
 from .config import Settings
 from .models import Category, Product
 from .recomputes import RecomputeRequests
@@ -114,16 +115,17 @@ def requeue_failed(job_ids: list[str] | None) -> int:
 
 
 def warm_on_start(settings: Settings) -> Job | None:
-    """Queue one warm of the most viewed products when the API starts (gunicorn's when_ready)."""
+    """Queue one warm of the most read list pages and products when the API starts (gunicorn's
+    when_ready); /readyz says "warming" until it has covered enough (api.readiness)."""
     if not settings.warm_on_start:
         return None
-    target = "warm:startup"
+    connection = queues.connect(settings.queue_url)
+    readiness.restart(connection)
     return queues.enqueue_debounced(
-        queues.connect(settings.queue_url),
+        connection,
         "warm",
-        target,
-        warm_jobs.warm,
-        "popular",
+        "warm:startup",
+        warm_jobs.warm_on_start,
         settings.warm_on_start_limit,
         delay=0,
     )

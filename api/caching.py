@@ -10,6 +10,8 @@ backend: the very same code path with nothing stored, the baseline the
 benchmarks compare against. With ``SHELF_CACHE_LOCAL_ENTRIES`` > 0 (the default)
 the Redis backend is fronted by a near cache in each process
 (``cache.backends.near``): a hot entry is then served without a round trip.
+``REDIS_URL`` may name a Redis Cluster (``redis+cluster://host:port``, see
+``cache.backends.cluster``); the near cache must then be off.
 
 :func:`serve` turns a Region result into the HTTP response: the stored
 bytes, their ETag (``If-None-Match`` answers 304 without PostgreSQL or
@@ -30,6 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cache.api import Backend
+from cache.backends.cluster import backend_from_url
 from cache.backends.near import NearCache
 from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
@@ -37,10 +40,12 @@ from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
 from cache.keys import CacheKey
 from cache.metrics import Event, PrometheusMetrics
+from cache.refresh import BackgroundRefresher
 from cache.region import Region, Result, State
 
 from . import metrics
 from .config import Settings
+from .db import fill_reads
 from .errors import render as render_problem
 from .http import send
 from .representations import Rendered
@@ -89,7 +94,8 @@ def serve(
 
     def creator() -> Payload:
         try:
-            built = build()
+            with fill_reads():
+                built = build()
         except NotFound as exc:
             return not_found(str(exc))
         return built if isinstance(built, Payload) else payload(built)
@@ -190,7 +196,7 @@ def _bulk_region(settings: Settings, config: CacheConfig, metrics: PrometheusMet
     if not settings.cache_enabled:
         return Region(NullBackend(), config, metrics)
     timeout_ms = max(BULK_TIMEOUT_MS, settings.cache_redis_timeout_ms)
-    return Region(RedisBackend.from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
+    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
 
 
 class _CountsOnly:
@@ -203,16 +209,26 @@ class _CountsOnly:
         return None
 
 
+def _refresher(app: Flask, settings: Settings) -> BackgroundRefresher | None:
+    """Stale entries' recomputes, off the request path: each runs in an app context of its own,
+    whose teardown closes the session its creator opened."""
+    if not settings.cache_enabled or settings.cache_refresh_threads == 0:
+        return None
+    return BackgroundRefresher(settings.cache_refresh_threads, context=app.app_context)
+
+
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
     config = cache_config(settings)
-    redis_backend = RedisBackend.from_url(settings.redis_url, settings.cache_redis_timeout_ms)
+    redis_backend = backend_from_url(settings.redis_url, settings.cache_redis_timeout_ms)
     client = redis_backend.client
     metrics = PrometheusMetrics(registry)
-    built = Region(_backend(settings, redis_backend, metrics), config, metrics)
+    backend = _backend(settings, redis_backend, metrics)
+    built = Region(backend, config, metrics, refresher=_refresher(app, settings))
     app.extensions["shelf.region"] = built
     app.extensions["shelf.cache_headers"] = HeaderPolicy.from_settings(settings)
     app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)
     app.extensions["shelf.cache_client"] = client
+    app.extensions["shelf.redis_backend"] = redis_backend
     Cache(
         app,
         config={

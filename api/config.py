@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from cache.backends.cluster import is_cluster_url
+
 DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
 """Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
 
@@ -39,6 +41,19 @@ def _at_least(env: dict, name: str, default: int, least: int) -> int:
     value = _int(env, name, default)
     if value < least:
         raise ConfigError(f"{name} must be at least {least}, got {value}")
+    return value
+
+
+def _ratio(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}") from exc
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value
 
 
@@ -100,6 +115,7 @@ def parse_origins(raw: str) -> tuple[str, ...]:
 class Settings:
     env: str = "development"
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/shelf"
+    replica_database_url: str = ""  # a streaming replica for cache fills (api.replica); empty: none
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_tokens: dict[str, str] = field(default_factory=lambda: {"dev": DEV_TOKEN})
     secret_key: str = DEV_SECRET_KEY
@@ -114,6 +130,7 @@ class Settings:
     cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
     cache_negative_ttl: float = 30.0
     cache_wait_ms: int = 250
+    cache_refresh_threads: int = 2  # background recomputes of stale entries per process; 0: in the request
     cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
     cache_local_max_age: int = 300  # the product entry's soft TTL
     fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
@@ -125,6 +142,8 @@ class Settings:
     full_recompute_seconds: int = 3600
     warm_on_start: bool = True
     warm_on_start_limit: int = 5000
+    warm_ready_ratio: float = 0.95  # /readyz is "warming" until the warm covers this share of reads
+    warm_ready_seconds: int = 30  # ... or this long after the start, whichever comes first
     warm_max_waiting: int = 5  # warm jobs that may wait on the low queue; past it a trigger is a 503
     popularity_flush_seconds: float = 5.0
     rate_limits_enabled: bool = True
@@ -135,6 +154,9 @@ class Settings:
     trusted_proxies: int = 0
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        check_cluster_use(self)
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:
@@ -150,6 +172,7 @@ class Settings:
         return cls(
             env=shelf_env,
             database_url=normalize_database_url(env.get("DATABASE_URL") or cls.database_url),
+            replica_database_url=normalize_database_url(env.get("SHELF_REPLICA_DATABASE_URL", "")),
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             api_tokens=parse_tokens(tokens_raw) if tokens_raw else {"dev": DEV_TOKEN},
             secret_key=secret or DEV_SECRET_KEY,
@@ -164,6 +187,7 @@ class Settings:
             cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
             cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
             cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
+            cache_refresh_threads=_at_least(env, "SHELF_CACHE_REFRESH_THREADS", cls.cache_refresh_threads, 0),
             cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
             cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
             fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),
@@ -179,6 +203,8 @@ class Settings:
             full_recompute_seconds=_int(env, "SHELF_FULL_RECOMPUTE_SECONDS", cls.full_recompute_seconds),
             warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
             warm_on_start_limit=_int(env, "SHELF_WARM_ON_START_LIMIT", cls.warm_on_start_limit),
+            warm_ready_ratio=_ratio(env, "SHELF_WARM_READY_RATIO", cls.warm_ready_ratio),
+            warm_ready_seconds=_at_least(env, "SHELF_WARM_READY_SECONDS", cls.warm_ready_seconds, 0),
             warm_max_waiting=_at_least(env, "SHELF_WARM_MAX_WAITING", cls.warm_max_waiting, 1),
             popularity_flush_seconds=_int(env, "SHELF_POPULARITY_FLUSH_SECONDS", 5),
             rate_limits_enabled=_bool(env, "SHELF_RATE_LIMITS_ENABLED", cls.rate_limits_enabled),
@@ -199,6 +225,26 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+def check_cluster_use(settings: Settings) -> None:
+    """Refuse a Redis Cluster URL (``redis+cluster://``) wherever what uses it needs one server."""
+    if is_cluster_url(settings.queue_url):
+        named = "SHELF_QUEUE_REDIS_URL" if settings.queue_redis_url else "REDIS_URL (used for queues too)"
+        raise ConfigError(
+            f"{named} names a Redis Cluster, but rq queues need a standalone Redis (rq moves jobs "
+            "between keys of different slots): set SHELF_QUEUE_REDIS_URL to a standalone server"
+        )
+    if settings.rate_limits_enabled and is_cluster_url(settings.rate_limit_redis_url or settings.redis_url):
+        raise ConfigError(
+            "rate-limit counters need a standalone Redis, and SHELF_RATE_LIMIT_REDIS_URL (or REDIS_URL, "
+            "its default) names a Redis Cluster: set SHELF_RATE_LIMIT_REDIS_URL to a standalone server"
+        )
+    if is_cluster_url(settings.redis_url) and settings.cache_enabled and settings.cache_local_entries:
+        raise ConfigError(
+            "the near cache cannot run on a Redis Cluster yet (its key tracking is per node), and "
+            "REDIS_URL names one: set SHELF_CACHE_LOCAL_ENTRIES=0"
+        )
 
 
 def normalize_database_url(url: str) -> str:

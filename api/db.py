@@ -10,7 +10,8 @@ has committed, never for a rollback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g
 from prometheus_client import Counter
@@ -80,6 +81,25 @@ def session() -> Session:
     if "db" not in g:
         g.db = current_app.extensions["shelf.sessionmaker"]()
     return g.db
+
+
+@contextmanager
+def fill_reads() -> Iterator[None]:
+    """Inside, :func:`session` is a replica's when ``api.replica`` trusts one for a cache fill."""
+    replica = current_app.extensions.get("shelf.replica")
+    replica_session = replica.fill_session() if replica is not None else None
+    if replica_session is None:
+        yield
+        return
+    request_session = g.pop("db", None)
+    g.db = replica_session
+    try:
+        yield
+    finally:
+        replica_session.close()
+        g.pop("db", None)
+        if request_session is not None:
+            g.db = request_session
 
 
 def engine() -> Engine:

@@ -112,6 +112,7 @@ class Outbox:
         self.engine, self.region = engine, region
         self._retrying = threading.Lock()
         self._in_hook = threading.local()
+        self.before_apply: list[Callable[[], None]] = []  # may raise CacheUnavailable (api.replica)
 
     # --- the write path ---------------------------------------------------------------------
 
@@ -199,8 +200,12 @@ class Outbox:
             done += len(rows)
 
     def _apply_through_region(self, invalidations: list[dict]) -> None:
+        for hook in self.before_apply:
+            hook()
         self.region.invalidate(*merge(invalidations))
 
     def _apply_direct(self, invalidations: list[dict]) -> None:
+        for hook in self.before_apply:
+            hook()
         stale, bump, tags = merge(invalidations)
         self.region.backend.invalidate(stale, bump, int(self.region.config.generation_ttl * 1000), tags)

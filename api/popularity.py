@@ -1,10 +1,11 @@
-"""Which products are viewed, recorded without slowing the read path.
+"""Which products and list pages are read, recorded without slowing the read path.
 
 A read adds one to an in-process counter (no Redis call, hit or miss); a
 daemon thread flushes the counts every few seconds with one pipelined
-``ZINCRBY`` batch into a sorted set on the queue's Redis, shared by every
-process. The warmer reads the top of that set. Counts lost in a crash are a
-few seconds of views, which popularity can afford.
+``ZINCRBY`` batch into sorted sets on the queue's Redis, shared by every
+process: product views by id, first list pages by their validated query in one
+canonical JSON form. The warmer reads the top of both. Counts lost in a crash
+are a few seconds of reads, which popularity can afford.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import logging
 import threading
 import time
 from collections import Counter
+from decimal import Decimal
 
+import orjson
 import redis
 
 POPULARITY_KEY = "shelf-jobs:popularity"
+PAGES_KEY = "shelf-jobs:popular-pages"
 log = logging.getLogger("shelf.popularity")
 
 
@@ -24,33 +28,47 @@ class ViewTracker:
     def __init__(self, connection: redis.Redis, flush_seconds: float):
         self.connection, self.flush_seconds = connection, flush_seconds
         self._counts: Counter[int] = Counter()
+        self._pages: Counter[bytes] = Counter()
         self._lock = threading.Lock()
         self._flusher: threading.Thread | None = None
 
     def record(self, product_id: int) -> None:
         with self._lock:
             self._counts[product_id] += 1
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_forever, name="shelf-popularity", daemon=True
-                )
-                self._flusher.start()
+            self._start_flusher()
+
+    def record_page(self, query: dict) -> None:
+        """One read of a first list page (a cursor's pages are not warmed), by its validated query."""
+        if query.get("cursor") is not None:
+            return
+        member = page_member(query)
+        with self._lock:
+            self._pages[member] += 1
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_forever, name="shelf-popularity", daemon=True)
+            self._flusher.start()
 
     def flush(self) -> int:
-        """Send the buffered counts to Redis; returns how many products were counted."""
+        """Send the buffered counts to Redis; returns how many products and pages were counted."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
-        if not counts:
+            pages, self._pages = self._pages, Counter()
+        if not counts and not pages:
             return 0
         try:
             with self.connection.pipeline(transaction=False) as pipe:
                 for product_id, views in counts.items():
                     pipe.zincrby(POPULARITY_KEY, views, product_id)
+                for member, reads in pages.items():
+                    pipe.zincrby(PAGES_KEY, reads, member)
                 pipe.execute()
         except redis.RedisError:
             log.warning("popularity counts of %d products dropped: Redis unavailable", len(counts))
             return 0
-        return len(counts)
+        return len(counts) + len(pages)
 
     def _flush_forever(self) -> None:
         while True:
@@ -60,3 +78,23 @@ class ViewTracker:
 
 def most_viewed(connection: redis.Redis, limit: int) -> list[int]:
     return [int(member) for member in connection.zrevrange(POPULARITY_KEY, 0, limit - 1)]
+
+
+def page_member(query: dict) -> bytes:
+    """A list query as the JSON a query string would carry: amounts as strings, defaults left out."""
+    plain = {
+        name: f"{value:.2f}" if isinstance(value, Decimal) else value
+        for name, value in query.items()
+        if value is not None and name != "cursor"
+    }
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+
+
+def scored(connection: redis.Redis, key: str, limit: int) -> list[tuple[bytes, float]]:
+    """The ``limit`` most read members of ``key`` with their counts, most read first."""
+    return connection.zrevrange(key, 0, limit - 1, withscores=True)
+
+
+def total_reads(connection: redis.Redis, key: str) -> float:
+    """Every count in ``key`` added up (the share a warm covers is out of this)."""
+    return sum(score for _member, score in connection.zrange(key, 0, -1, withscores=True))

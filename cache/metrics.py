@@ -21,6 +21,7 @@ class Event(StrEnum):
     STALE = "stale"
     BYPASS = "bypass"
     FILLS = "fills"
+    REFRESHES = "refreshes"
     FILL_REJECTED = "fill_rejected"
     LOCK_WAITS = "lock_waits"
     LOCK_WAIT_TIMEOUTS = "lock_wait_timeouts"
@@ -36,6 +37,7 @@ DESCRIPTIONS = {
     Event.STALE: "Stale entries served (while another caller refreshes, or on creator error)",
     Event.BYPASS: "Requests that skipped the cache because it was unavailable",
     Event.FILLS: "Entries written",
+    Event.REFRESHES: "Stale entries recomputed in the background after being served stale",
     Event.FILL_REJECTED: "Writes refused because an invalidation voided the lease (stale set prevented)",
     Event.LOCK_WAITS: "Callers that waited for another caller's fill",
     Event.LOCK_WAIT_TIMEOUTS: "Waits that ran out of budget and computed without storing",

@@ -15,7 +15,9 @@ pickles values. The rules, in dogpile.cache's vocabulary:
   registered under a tag. With a guard instead of a generation, a key's entries survive every
   write but those that name one of their tags.
 * Past its soft expiry an entry is stale: the lease winner recomputes, everyone else gets
-  it at once as STALE. XFetch (Vattani et al., VLDB 2015) refreshes hot keys early.
+  it at once as STALE. With a ``refresher`` (``refresh.BackgroundRefresher``) the winner is
+  served the stale entry too and the recompute runs in the background under its lease.
+  XFetch (Vattani et al., VLDB 2015) refreshes hot keys early, the same way.
 * 404s are cached for ``negative_ttl``, at most ``negative_cap`` new ones per window.
 * A store failure never reaches the caller of ``get_or_create`` (state BYPASS); a circuit
   breaker skips the store while it is down. ``invalidate``/``bump`` raise
@@ -43,6 +45,7 @@ from .entry import Entry, Payload, decode, encode
 from .keys import BODY, CacheKey, KeyBuilder, key_kind, tag_key
 from .log import RateLimitedLog
 from .metrics import Event, Metrics, NullMetrics
+from .refresh import Refresher
 
 logger = logging.getLogger("shelf.cache")
 
@@ -113,8 +116,10 @@ class Region:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = unit_random,
+        refresher: Refresher | None = None,
     ):
         self.backend, self.config = backend, config or CacheConfig()
+        self.refresher = refresher
         self.keys = KeyBuilder(self.config.key_prefix)
         self.metrics = metrics or NullMetrics()
         self.on_recovered: list[Callable[[], None]] = []
@@ -238,6 +243,8 @@ class Region:
         filled = self._filled_meanwhile(key, lease, seen=entry)
         if filled is not None:
             return self._finish(key, filled, State.HIT, watch)
+        if self._deferred(lambda: self._refresh_behind(key, lease, creator)):
+            return self._finish(key, entry, State.HIT if early else State.STALE, watch)
         try:
             payload = self._compute_leased(key, lease.token, creator, watch)
         except Exception as exc:
@@ -245,6 +252,20 @@ class Region:
                 raise
             return self._refresh_failed(key, entry, exc, early, watch)
         return self._store(key, lease, payload, watch)
+
+    def _deferred(self, task: Callable[[], None]) -> bool:
+        return self.refresher is not None and self.refresher.submit(task)
+
+    def _refresh_behind(self, key: CacheKey, lease: _Lease, creator: Creator) -> None:
+        """The refresher's task: recompute under the lease the serving caller took, store if still valid."""
+        watch = _Stopwatch()
+        try:
+            payload = self._compute_leased(key, lease.token, creator, watch)
+        except Exception as exc:
+            self._log.warning("background refresh of %s failed, the entry stays stale: %r", key.entry, exc)
+            return
+        self.metrics.count(Event.REFRESHES, key.resource)
+        self._store(key, lease, payload, watch, served=False)
 
     def _refresh_failed(
         self, key: CacheKey, entry: Entry, exc: Exception, early: bool, watch: _Stopwatch
@@ -284,20 +305,25 @@ class Region:
                 return entry
         return None
 
-    def _store(self, key: CacheKey, lease: _Lease, payload: Payload, watch: _Stopwatch) -> Result:
+    def _store(
+        self, key: CacheKey, lease: _Lease, payload: Payload, watch: _Stopwatch, served: bool = True
+    ) -> Result | None:
+        """Fill ``key`` under ``lease``; the Result of serving the payload when ``served``, else None
+        (a background refresh serves nobody, so it counts no hit, miss or bypass)."""
         generation = lease.lookup.generation
         entry, ttl_ms = self._new_entry(key, payload, generation, watch.compute_ms)
+        state = State.MISS
         if payload.status == 404 and not self._negative_allowed(key):
             self._release(key, lease.token)
-            return self._finish(key, entry, State.MISS, watch)
-        try:
-            expected = lease.lookup.guard if key.guard else generation
-            fill = self._fill(key, entry, ttl_ms, lease.token, expected, payload.tags)
-            [stored] = self._call(key.resource, self.backend.fill, [fill])
-        except CacheUnavailable:
-            return self._finish(key, entry, State.BYPASS, watch)
-        self.metrics.count(Event.FILLS if stored else Event.FILL_REJECTED, key.resource)
-        return self._finish(key, entry, State.MISS, watch)
+        else:
+            try:
+                expected = lease.lookup.guard if key.guard else generation
+                fill = self._fill(key, entry, ttl_ms, lease.token, expected, payload.tags)
+                [stored] = self._call(key.resource, self.backend.fill, [fill])
+                self.metrics.count(Event.FILLS if stored else Event.FILL_REJECTED, key.resource)
+            except CacheUnavailable:
+                state = State.BYPASS
+        return self._finish(key, entry, state, watch) if served else None
 
     def _negative_allowed(self, key: CacheKey) -> bool:
         window = self.config.negative_window

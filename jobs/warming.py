@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
+from marshmallow import ValidationError
 from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import caching, pagination, product_pages
-from api.models import Product, ProductRatingSummary
+from api import caching, pagination, popularity, product_pages, readiness
+from api.models import Category, Product, ProductRatingSummary
 from api.popularity import most_viewed
 from api.representations import REVIEW_PAGE, render, render_product
 from api.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
@@ -28,6 +30,8 @@ from . import context
 from .queues import release_pending
 
 BATCH = 500
+START_PAGES = 200
+"""First list pages the warm on start fills, the most read first."""
 SCOPES = ("popular", "category", "ids", "all")
 DEFAULT_POPULAR = 5000
 
@@ -55,7 +59,7 @@ def warm(
         for start in range(0, len(targets), BATCH):
             stored += warm_products(db, region, targets[start : start + BATCH])
             report(min(start + BATCH, len(targets)), len(targets))
-        pages = warm_list_pages(db, region, app, category) if scope == "category" else 0
+        pages = sum(warm_list_pages(db, region, app, slug) for slug in _list_scopes(db, scope, category))
     summary = {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
     if stored < len(targets):
         note += (
@@ -98,19 +102,80 @@ def warm_review_pages(db: Session, region, product_ids: list[int]) -> int:
     return region.fill_many(items, reservation)
 
 
-def warm_list_pages(db: Session, region, app, slug: str) -> int:
-    """The first page of every sort of a category's list, keyed exactly as a request's would be."""
+def _list_scopes(db: Session, scope: str, category: str | None) -> list[str | None]:
+    """Whose list pages a warm fills: the category's; for the whole catalog, every category's and
+    the unfiltered list's (None); none for popular or explicit products."""
+    if scope == "category":
+        return [category]
+    if scope == "all":
+        return [None, *db.scalars(select(Category.slug).order_by(Category.slug))]
+    return []
+
+
+def warm_list_pages(db: Session, region, app, slug: str | None) -> int:
+    """The first page of every sort of a category's list (of the unfiltered list when ``slug`` is
+    None), keyed exactly as a request's would be."""
+    scope = {} if slug is None else {"category": slug}
+    queries = [ProductListQuerySchema().load({**scope, "sort": sort}) for sort in SORTS]
+    return warm_page_queries(db, region, app, queries)
+
+
+def warm_page_queries(db: Session, region, app, queries: list[dict], shown: list[int] | None = None) -> int:
+    """The first pages of validated list ``queries``, keyed exactly as a request's would be; the ids of
+    the products they list are added to ``shown``, when given."""
+    if not queries:
+        return 0
     secret = app.config["SHELF"].secret_key
-    queries = [ProductListQuerySchema().load({"category": slug, "sort": sort}) for sort in SORTS]
     keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)
     items = []
     for key, query in zip(keys, queries, strict=True):
         if key in reservation.generations:
             page = product_service.list_products(db, query, None)
+            if shown is not None:
+                shown.extend(row.id for row in page.rows)
             cursor = None if page.next_key is None else pagination.encode(secret, query, page.next_key)
             items.append((key, product_pages.record(page, query, cursor)))
     return region.fill_many(items, reservation) if items else 0
+
+
+def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
+    """The warm a starting API waits for (api.readiness): the most read first list pages, then the
+    most viewed products in batches, then the products those pages list (a page hit is assembled
+    from its products' entries), reporting after each step the share of all recorded reads (page
+    reads and product views) filled so far."""
+    app = context.app()
+    connection, region = app.extensions["shelf.queue"], app.extensions["shelf.bulk_region"]
+    page_counts = popularity.scored(connection, popularity.PAGES_KEY, pages)
+    product_counts = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
+    total = popularity.total_reads(connection, popularity.PAGES_KEY)
+    total += popularity.total_reads(connection, popularity.POPULARITY_KEY)
+    queries, covered, shown = _page_queries(page_counts), 0.0, []
+    with context.session() as db:
+        list_pages = warm_page_queries(db, region, app, [query for query, _ in queries], shown)
+        covered += sum(reads for _, reads in queries)
+        readiness.report(connection, covered / total if total else 0.0, done=False)
+        views = {int(member): reads for member, reads in product_counts}
+        targets = list(dict.fromkeys([*(list(views) or _most_reviewed(db, limit)), *shown]))
+        stored = 0
+        for start in range(0, len(targets), BATCH):
+            batch = targets[start : start + BATCH]
+            stored += warm_products(db, region, batch)
+            covered += sum(views.get(pid, 0.0) for pid in batch)
+            readiness.report(connection, covered / total if total else 0.0, done=False)
+    readiness.report(connection, covered / total if total else 1.0, done=True)
+    return {"scope": "start", "products": len(targets), "stored": stored, "list_pages": list_pages}
+
+
+def _page_queries(counted: list[tuple[bytes, float]]) -> list[tuple[dict, float]]:
+    """Recorded list queries, validated again (they were read back from Redis); bad ones skipped."""
+    schema, valid = ProductListQuerySchema(), []
+    for member, reads in counted:
+        try:
+            valid.append((schema.load(orjson.loads(member)), reads))
+        except (orjson.JSONDecodeError, ValidationError, TypeError):
+            continue
+    return valid
 
 
 def _targets(db: Session, app, scope, limit, category, ids) -> tuple[list[int], str]:

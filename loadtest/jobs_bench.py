@@ -17,6 +17,12 @@ With DATABASE_URL / REDIS_URL unset it runs on embedded servers (``loadtest.embe
   restarted with warm-on-start, and the same reads start the moment it answers.
   The product hit ratio of every 1-second window, from ``/metrics``, for
   ``--cold-seconds``.
+* **cold start, mixed** (``--benches cold-start-mixed``): the same with mixed reads
+  (product detail, first list pages of every category and sort, Zipf-popular; the
+  category tree), the hit ratio over every resource, and each second whether
+  ``/readyz`` answered 200: the seconds to ready, and how soon after it the hit
+  ratio reached 95%. The load starts when the server answers, before it is ready,
+  as it would without a balancer checking ``/readyz``.
 
 Seeds the catalog first when the database is empty (``--catalog-products``, ``--catalog-reviews``: the
 load test's catalog). Prints a JSON summary and writes it under ``loadtest/results/``.
@@ -47,7 +53,7 @@ from api import create_app
 from api.config import Settings
 from jobs import context, queues
 from loadtest import catalog, embedded
-from loadtest.workload import Zipf
+from loadtest.workload import SORTS, Zipf
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtest" / "results"
@@ -92,13 +98,17 @@ def bench_staleness(settings: Settings, reviews: int, max_id: int) -> dict:
 
 def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
     zipf = Zipf(ids, args.zipf, args.seed)
+
+    def draw(rng: random.Random) -> str:
+        return f"/v1/products/{zipf.draw(rng)}"
+
     with _stack(settings, warm_on_start=False) as base:
-        _read_load(base, zipf, args.popularity_seconds, threads=args.threads)
+        _read_load(base, draw, args.popularity_seconds, threads=args.threads)
         time.sleep(settings.popularity_flush_seconds + 1)  # the last view counts reach Redis
     app = create_app(settings)
     app.extensions["shelf.region"].purge(None)
     with _stack(settings, warm_on_start=True) as base:
-        series = _read_load(base, zipf, args.cold_seconds, threads=args.threads, sample=True)
+        series = _read_load(base, draw, args.cold_seconds, threads=args.threads, sample=True)
     reached = next((window["second"] for window in series if window["hit_ratio"] >= 0.95), None)
     return {
         "warm_on_start_limit": settings.warm_on_start_limit,
@@ -107,6 +117,51 @@ def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
         "first_second_at_95pct": reached,
         "series": series,
     }
+
+
+def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list[str]) -> dict:
+    """The cold start under mixed reads, timed from the moment the new server answers: per second,
+    the hit ratio over every cached resource and whether ``/readyz`` was 200."""
+    draw = mixed_reads(ids, slugs, args.zipf, args.seed)
+    with _stack(settings, warm_on_start=False) as base:
+        # Other random streams than the measured phase's: the same popularity, not the same requests,
+        # or the restart would replay exactly the reads the warm was ranked by.
+        _read_load(base, draw, args.popularity_seconds, threads=args.threads, streams="popularity")
+        time.sleep(settings.popularity_flush_seconds + 1)  # the last read counts reach Redis
+    app = create_app(settings)
+    app.extensions["shelf.region"].purge(None)
+    with _stack(settings, warm_on_start=True) as base:
+        series = _read_load(base, draw, args.cold_seconds, threads=args.threads, sample=True, resource=None)
+    ready = next((window["second"] for window in series if window["ready"]), None)
+    after = [window for window in series if ready is not None and window["second"] > ready]
+    reached = next((window["second"] - ready for window in after if window["hit_ratio"] >= 0.95), None)
+    return {
+        "warm_on_start_limit": settings.warm_on_start_limit,
+        "ready_ratio": settings.warm_ready_ratio,
+        "zipf_exponent": args.zipf,
+        "seconds_to_ready": ready,
+        "seconds_after_ready_to_95pct": reached,
+        "hit_ratio_10s_after_ready": next((w["hit_ratio"] for w in after if w["second"] == ready + 10), None),
+        "series": series,
+    }
+
+
+def mixed_reads(ids: list[int], slugs: list[str], exponent: float, seed: int):
+    """Reads as the mixed workload's readers make them: product detail (Zipf-popular), first list
+    pages of a category in one of the sorts (Zipf-popular pages), the category tree."""
+    products = Zipf(ids, exponent, seed)
+    pages = [f"/v1/products?category={slug}&sort={sort}" for slug in slugs for sort in SORTS]
+    page_ranks = Zipf(list(range(len(pages))), exponent, seed)
+
+    def draw(rng: random.Random) -> str:
+        roll = rng.random()
+        if roll < 0.6:
+            return f"/v1/products/{products.draw(rng)}"
+        if roll < 0.95:
+            return pages[page_ranks.draw(rng)]
+        return "/v1/categories"
+
+    return draw
 
 
 @contextmanager
@@ -160,43 +215,60 @@ def _empty_queues(settings: Settings) -> None:
         connection.delete(*pending)
 
 
-def _read_load(base: str, zipf: Zipf, seconds: float, threads: int, sample: bool = False) -> list[dict]:
-    """Zipf reads of product detail from keep-alive clients; the per-second hit ratios if ``sample``."""
+def _read_load(
+    base: str,
+    draw,
+    seconds: float,
+    threads: int,
+    sample: bool = False,
+    resource: str | None = "product",
+    streams: str = "cold",
+) -> list[dict]:
+    """Reads of ``draw(rng)`` paths from keep-alive clients, each seeded from ``streams`` and its
+    index; if ``sample``, per second: the hit ratio (of ``resource``, or of every resource when None)
+    and whether ``/readyz`` answered 200."""
     stop = time.monotonic() + seconds
     host, port = base.removeprefix("http://").split(":")
 
     def reader(index: int) -> None:
-        rng = random.Random(f"cold:{index}")
+        rng = random.Random(f"{streams}:{index}")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
         while time.monotonic() < stop:
-            connection.request("GET", f"/v1/products/{zipf.draw(rng)}")
+            connection.request("GET", draw(rng))
             connection.getresponse().read()
 
     workers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(threads)]
     for worker in workers:
         worker.start()
-    series, previous, second = [], _product_counts(base), 0
+    series, previous, second = [], _cache_counts(base, resource), 0
     while sample and time.monotonic() < stop:
         time.sleep(1)
         second += 1
-        current = _product_counts(base)
+        current = _cache_counts(base, resource)
         hits, served = (current[k] - previous[k] for k in ("hits", "served"))
-        series.append(
-            {"second": second, "requests": served, "hit_ratio": round(hits / served, 4) if served else 0}
-        )
+        ratio = round(hits / served, 4) if served else 0
+        series.append({"second": second, "requests": served, "hit_ratio": ratio, "ready": _ready(base)})
         previous = current
     for worker in workers:
         worker.join()
     return series
 
 
-def _product_counts(base: str) -> dict:
+def _cache_counts(base: str, resource: str | None) -> dict:
     text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()  # noqa: S310
+    label = re.escape(resource) if resource else "[a-z_]+"
     counts = {}
     for event in ("hits", "misses", "stale", "bypass"):
-        match = re.search(rf'shelf_cache_{event}_total\{{resource="product"\}} ([0-9.e+]+)', text)
-        counts[event] = float(match.group(1)) if match else 0.0
+        found = re.findall(rf'shelf_cache_{event}_total\{{resource="{label}"\}} ([0-9.e+]+)', text)
+        counts[event] = sum(float(value) for value in found)
     return {"hits": counts["hits"] + counts["stale"], "served": sum(counts.values())}
+
+
+def _ready(base: str) -> bool:
+    try:
+        return urllib.request.urlopen(base + "/readyz", timeout=2).status == 200  # noqa: S310
+    except OSError:  # a 503 (HTTPError) or no answer
+        return False
 
 
 def _one_review_delay(base: str, product_id: int) -> float | None:
@@ -262,6 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--catalog-reviews", type=int, default=1_000_000, help="seeded when the database is empty"
     )
+    parser.add_argument(
+        "--benches",
+        default="warm,staleness,cold-start",
+        help="comma-separated, of: warm, staleness, cold-start, cold-start-mixed",
+    )
     args = parser.parse_args(argv)
     if not embedded.servers_named(dict(os.environ)):
         embedded.rerun_on_embedded_servers(
@@ -270,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get(embedded.MARK):  # the embedded Valkey's db 0 is make run's when it shares it
         os.environ["REDIS_URL"] = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/3"))
     catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
+    benches = set(args.benches.split(","))
     random.seed(args.seed)
     settings = Settings.from_env()
     app = create_app(settings)
@@ -277,17 +355,20 @@ def main(argv: list[str] | None = None) -> None:
         from sqlalchemy import func, select
 
         from api.db import session
-        from api.models import Product
+        from api.models import Category, Product
 
         max_id = session().scalar(select(func.max(Product.id)))
         ids = list(session().scalars(select(Product.id).where(Product.is_active)))
-    summary = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
-        "warm": bench_warm(settings, args.warm_products, args.warm_runs),
-        "staleness": bench_staleness(settings, args.reviews, max_id),
-        "cold_start": bench_cold_start(settings, args, ids),
-    }
+        slugs = list(session().scalars(select(Category.slug).order_by(Category.id)))
+    summary = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
+    if "warm" in benches:
+        summary["warm"] = bench_warm(settings, args.warm_products, args.warm_runs)
+    if "staleness" in benches:
+        summary["staleness"] = bench_staleness(settings, args.reviews, max_id)
+    if "cold-start" in benches:
+        summary["cold_start"] = bench_cold_start(settings, args, ids)
+    if "cold-start-mixed" in benches:
+        summary["cold_start_mixed"] = bench_cold_start_mixed(settings, args, ids, slugs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"jobs-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(summary, indent=2))

@@ -291,6 +291,7 @@ class Postgres:
         self.pgdata = root / f"postgres-{self.major_version()}"
         self.logfile = root / "postgres.log"
         self.port = port  # the last port used: tried first when starting
+        self.options: list[str] = []  # extra ``-c name=value`` settings (a test's streaming replica)
         self.pid: int | None = None
         self._popen: subprocess.Popen | None = None
         self._as_root = running_as_root()
@@ -393,6 +394,7 @@ class Postgres:
             "unix_socket_directories=",  # TCP only: no socket path length or permission trouble
             "-c",
             "synchronous_commit=off",  # a dev server: faster tests, a crash loses the last commits only
+            *self.options,
         ]
         with open(self.logfile, "ab") as out:
             self._popen = subprocess.Popen(  # noqa: S603

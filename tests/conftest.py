@@ -37,6 +37,7 @@ from api.rate_limits import EXTENSION_KEY
 from api.request_log import JsonFormatter
 from tests.cache.support import FakeClock
 from tests.netproxy import TcpProxy
+from tests.redis_cluster import start_cluster
 
 TEST_TOKEN = "test-token-" + secrets.token_hex(8)
 
@@ -98,6 +99,14 @@ def clean_database(engine):
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A 3-master Redis Cluster of the session's own, on free ports (``tests.redis_cluster``)."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -418,3 +418,27 @@ def test_database_down_serves_cached_entries_and_503s_the_rest(
     written = dead_client.patch(f"/v1/products/{product.id}", json={"stock": 1}, headers=auth)
     assert written.status_code == 503
     assert written.mimetype == "application/problem+json"
+
+
+def test_a_stale_entry_is_served_at_once_and_refreshed_behind_from_the_database(make_app, engine, category):
+    """The background refresh runs the route's own creator, with a session of its own (no request)."""
+    ttls = {"product": (3600.0, 0.3), "reviews": (3600.0, 0.3)}
+    app = make_app(cache_ttls=ttls, cache_local_entries=0, cache_redis_timeout_ms=5000)  # no bypass
+    client, product = app.test_client(), make_product(engine, category, name="Old name")
+    paths = (f"/v1/products/{product.id}", f"/v1/products/{product.id}/reviews")
+    assert [client.get(path).headers["X-Cache"] for path in paths] == ["MISS", "MISS"]
+    with engine.begin() as conn:  # behind the cache's back: only the soft TTL can catch this
+        conn.execute(text("UPDATE products SET name = 'New name' WHERE id = :id"), {"id": product.id})
+        conn.execute(
+            text("INSERT INTO reviews (product_id, rating, title, author) VALUES (:id, 5, 'Late', 'x')"),
+            {"id": product.id},
+        )
+    threading.Event().wait(0.4)
+    stale = [client.get(path) for path in paths]
+    assert [r.headers["X-Cache"] for r in stale] == ["STALE", "STALE"]
+    assert (stale[0].json["name"], stale[1].json["items"]) == ("Old name", [])
+    app.extensions["shelf.region"].refresher.join()
+    fresh = [client.get(path) for path in paths]
+    assert [r.headers["X-Cache"] for r in fresh] == ["HIT", "HIT"]
+    assert (fresh[0].json["name"], [i["title"] for i in fresh[1].json["items"]]) == ("New name", ["Late"])
+    assert metric(app, "shelf_cache_refreshes_total", resource="product") == 1

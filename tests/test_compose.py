@@ -25,6 +25,7 @@ from api import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"postgres", "redis", "migrate", "api", "worker", "cron"}
+SCALE_OUT = {"api-2", "lb"}  # the scale-out profile's: a second API instance and a load balancer
 QUEUES = ["high", "default", "low"]
 
 
@@ -61,7 +62,8 @@ def test_compose_file_matches_the_compose_spec():
 
 def test_services_health_and_start_order(compose):
     services = compose["services"]
-    assert set(services) == SERVICES
+    assert set(services) == SERVICES | SCALE_OUT
+    assert [name for name in services if services[name].get("profiles")] == sorted(SCALE_OUT)
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
     for name in ("postgres", "redis", "api"):
@@ -79,7 +81,7 @@ def test_app_services_run_in_production_with_required_secrets(compose):
     raw = (ROOT / "compose.yaml").read_text()
     for var in ("SHELF_API_TOKENS", "SHELF_SECRET_KEY"):
         assert re.search(rf"{var}: \$\{{{var}:\?", raw), f"{var} must be required (${{{var}:?...}})"
-    for name in ("migrate", "api", "worker"):
+    for name in ("migrate", "api", "api-2", "worker"):
         env = compose["services"][name]["environment"]
         assert env["SHELF_ENV"] == "production"
         assert {"DATABASE_URL", "REDIS_URL", "SHELF_API_TOKENS", "SHELF_SECRET_KEY"} <= set(env)
@@ -189,3 +191,53 @@ def test_env_example_documents_every_variable_read():
             names |= set(pattern.findall(file.read_text()))
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert sorted(names - documented) == []
+
+
+def haproxy_config() -> dict[str, list[str]]:
+    """deploy/haproxy.cfg as {section header: its lines}."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for raw in (ROOT / "deploy" / "haproxy.cfg").read_text().splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line:
+            continue
+        if not raw.startswith(" "):
+            current = line.strip()
+            sections[current] = []
+        else:
+            sections[current].append(line.strip())
+    return sections
+
+
+def test_scale_out_runs_a_second_api_instance_behind_a_readiness_checking_balancer(compose):
+    services = compose["services"]
+    api, second, lb = services["api"], services["api-2"], services["lb"]
+    assert second["command"] == api["command"]
+    assert second["environment"] == api["environment"]
+    assert not second["ports"], "only the balancer publishes a port in the profile"
+    (mount,) = lb["volumes"]
+    source, target, _mode = mount.split(":")
+    assert (ROOT / source).is_file()
+    assert target == "/usr/local/etc/haproxy/haproxy.cfg"
+    assert {name: dep["condition"] for name, dep in lb["depends_on"].items()} == {
+        "api": "service_healthy",
+        "api-2": "service_healthy",
+    }
+    config = haproxy_config()
+    (bind,) = [line for line in config["frontend shelf"] if line.startswith("bind")]
+    assert lb["ports"][0].endswith(":" + bind.rsplit(":", 1)[1])
+    backend = config["backend api"]
+    assert "option httpchk GET /readyz" in backend
+    assert "http-check expect status 200" in backend
+    servers = [line.split()[2] for line in backend if line.startswith("server ")]
+    port = api["environment"]["SHELF_PORT"]
+    assert servers == [f"api:{port}", f"api-2:{port}"]
+    assert all(line.endswith(" check") for line in backend if line.startswith("server "))
+
+
+def test_redis_keeps_every_acknowledged_write_on_disk(compose):
+    redis_service = compose["services"]["redis"]
+    argv = redis_service["command"]
+    options = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert options == {"--save": "", "--appendonly": "yes", "--appendfsync": "always"}
+    assert any(volume.endswith(":/data") for volume in redis_service["volumes"])

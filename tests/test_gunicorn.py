@@ -66,7 +66,7 @@ def all_workers_listen(process: subprocess.Popen, port: int, workers: int = 2) -
         return False
 
 
-def wait_until_serving(process: subprocess.Popen, port: int) -> str:
+def wait_until_serving(process: subprocess.Popen, port: int, workers: int = 2) -> str:
     """The server's base URL, once every worker listens (30 seconds at most)."""
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -77,7 +77,7 @@ def wait_until_serving(process: subprocess.Popen, port: int) -> str:
         except OSError:
             time.sleep(0.2)
     # /healthz answers as soon as one worker is up; the other may still be booting on a busy machine.
-    while time.monotonic() < deadline and not all_workers_listen(process, port):
+    while time.monotonic() < deadline and not all_workers_listen(process, port, workers):
         time.sleep(0.1)
     return base
 

@@ -355,6 +355,17 @@ def test_warming_a_category_fills_its_first_list_pages(client, engine, auth, que
         assert client.get(f"/v1/products?category={category.slug}&sort={sort}").headers["X-Cache"] == "HIT"
 
 
+def test_warming_the_whole_catalog_fills_every_lists_first_pages(client, engine, auth, queue_redis):
+    parent = make_category(engine)
+    child = make_category(engine, parent=parent)
+    make_products(engine, child, 2)
+    response = client.post("/v1/admin/cache/warm", json={"scope": "all"}, headers=auth)
+    run_worker(queue_redis)
+    assert client.get(response.headers["Location"]).get_json()["result"]["list_pages"] == 3 * 6
+    for query in ("sort=price", f"category={parent.slug}&sort=rating", f"category={child.slug}&sort=-price"):
+        assert client.get(f"/v1/products?{query}").headers["X-Cache"] == "HIT"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

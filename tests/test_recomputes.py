@@ -9,15 +9,19 @@ the others cut the queue with a TCP proxy.
 
 from __future__ import annotations
 
+import signal
+import time
 from urllib.parse import urlsplit
 
 import pytest
+import redis
+import rq
 from sqlalchemy import text
 
 from api.models import RecomputeRequest
 from jobs import context, maintenance
 from tests.factories import make_category, make_product
-from tests.test_jobs import queued, review, run_worker, wait_for
+from tests.test_jobs import queued, review, run_worker, start_worker, wait_for
 
 VISIBLE_WITHIN_SECONDS = 5
 """What the README promises: a review's rating shows this soon after the queue is back."""
@@ -83,3 +87,30 @@ def test_the_periodic_replay_sends_what_a_dead_process_left(queue_app, engine):
         assert maintenance.send_recomputes() == {"sent": 1}
     assert [job.args for job in queued(queue_app.extensions["shelf.queue"])] == [[product.id]]
     assert queue_app.extensions["shelf.recomputes"].pending() == 0
+
+
+def test_a_review_during_a_queue_outage_is_rated_soon_after_the_queue_returns(
+    make_app, settings, engine, auth, own_redis, tmp_path
+):
+    """End to end with a real worker: the queue's Redis stops (connections refused, not a proxy), a
+    review is posted, Redis comes back; the kept request reaches the worker and the rating follows."""
+    app = make_app(redis_url=own_redis.url(0), jobs_eager=False)
+    client = app.test_client()
+    product = make_product(engine, make_category(engine))
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = start_worker(settings.replace(redis_url=own_redis.url(0)), burst=False, output=log)
+    try:
+        # rq's command line exits if Redis refuses it before the worker class runs: start it up first
+        wait_for(lambda: len(rq.Worker.all(connection=redis.Redis.from_url(own_redis.url(0)))) == 1, 30)
+        own_redis.stop()
+        assert review(client, auth, product.id, 4).status_code == 201  # stored; its recompute is kept
+        time.sleep(2)
+        assert worker.poll() is None, log_path.read_text()  # the outage did not end the worker
+        own_redis.ensure_running()
+        wait_for(lambda: rating_count(engine, product.id) == 1, 3 * VISIBLE_WITHIN_SECONDS)
+        assert client.get(f"/v1/products/{product.id}").get_json()["rating"] == {"average": 4.0, "count": 1}
+        assert app.extensions["shelf.recomputes"].pending() == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)

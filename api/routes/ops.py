@@ -20,16 +20,20 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
-    """Readiness: PostgreSQL and Redis both answer; 503 names what is down."""
+    """Readiness: PostgreSQL and Redis both answer, and the warm on start has done enough (api.readiness);
+    503 names what is down, or says "warming"."""
     checks = {"postgres": _check(_ping_postgres), "redis": _check(_ping_redis)}
     down = sorted(name for name, state in checks.items() if state != "ok")
-    if not down:
+    warm = current_app.extensions["shelf.warm_gate"].state()
+    if not down and warm == "ok":
         return Response(orjson.dumps({"status": "ok", "checks": checks}), mimetype="application/json")
+    if warm != "ok":
+        checks["warm"] = warm
     body = {
         "type": "about:blank",
         "title": "Service Unavailable",
         "status": 503,
-        "detail": f"not ready: {', '.join(down)} unavailable",
+        "detail": f"not ready: {', '.join(down)} unavailable" if down else "not ready: warming",
         "checks": checks,
     }
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}

@@ -41,6 +41,7 @@ class Products(MethodView):
     def get(self, query):
         """List active products, filtered and sorted, one keyset page at a time."""
         after = decode_cursor(query)  # rejected before the cache is consulted
+        current_app.extensions["shelf.views"].record_page(query)
         rendered: dict[int, bytes] = {}  # a miss's rows, so assembling it needs no second read
 
         def read() -> Payload:

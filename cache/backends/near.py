@@ -37,8 +37,9 @@ connection waits unread until that connection is used again; it keeps raw replie
 (a generation bump cannot drop the pages computed under it); and it knows nothing of
 our placeholder rule. Flask-Caching has no near cache.
 
-On Redis Cluster each shard needs its own listener (tracking is per node); until that
-exists, leave the near cache out there (Shelf: ``SHELF_CACHE_LOCAL_ENTRIES=0``).
+On Redis Cluster each shard needs its own listener (tracking is per node), re-established when
+slots move; until that exists a near cache refuses to front a cluster rather than serve entries
+no listener watches (Shelf: ``SHELF_CACHE_LOCAL_ENTRIES=0`` there).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class NearCache:
     ):
         if max_entries < 1 or max_age <= 0:
             raise ValueError("a near cache needs max_entries >= 1 and max_age > 0")
+        if inner.cluster:
+            raise ValueError(
+                "a near cache cannot front a Redis Cluster: its invalidations come from one node's "
+                "key tracking, and a cluster spreads the keys over several; turn the near cache off"
+            )
         self.inner, self.client = inner, inner.client
         self.max_entries, self.max_age = max_entries, max_age
         self._on_local_hit, self._clock = on_local_hit, clock

@@ -4,10 +4,11 @@ Written by hand instead of going through Flask-Caching's RedisCache, which pickl
 and offers no lease-checked write. The fill is a Lua script that stores only while the
 caller's lease token and the scope generation are unchanged, so an invalidation that lands
 during a slow computation can never be overwritten by the stale result. Scripts are
-registered once and run by EVALSHA; pipelines call EVALSHA directly (redis-py would add a
-SCRIPT EXISTS round trip) and load the script only if Redis answers NOSCRIPT. Every
-``redis.RedisError`` is reported as ``CacheUnavailable``; redis-py's retries are disabled
-because a retried timeout doubles the latency the timeout exists to bound.
+registered once and run by EVALSHA; pipelines send EVALSHA as a raw command (redis-py would add a
+SCRIPT EXISTS round trip, and its cluster pipeline refuses ``evalsha()``) and load the script only
+if Redis answers NOSCRIPT. Every ``redis.RedisError`` (and a cluster client's topology error) is
+reported as ``CacheUnavailable``; redis-py's retries are disabled because a retried timeout
+doubles the latency the timeout exists to bound.
 """
 
 from __future__ import annotations
@@ -69,8 +70,15 @@ return 0
 
 PURGE_BATCH = 500
 
+STORE_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+"""What a call to Redis may raise when the store fails; a cluster client's topology errors
+(no reachable node, slots not covered) are not ``RedisError``s."""
+
 
 class RedisBackend:
+    cluster = False
+    """Whether the store is a Redis Cluster (``backends.cluster``)."""
+
     def __init__(self, client: redis.Redis):
         self.client = client
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
@@ -88,7 +96,7 @@ class RedisBackend:
         return cls(client)
 
     def get(self, key: CacheKey) -> Lookup:
-        with _unavailable():
+        with self._errors():
             if key.generation is None:
                 return lookup_from(key, self.client.get(key.entry))
             return lookup_from(key, self.client.mget(key.entry, key.generation))
@@ -96,12 +104,12 @@ class RedisBackend:
     def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
         if not keys:
             return []
-        with _unavailable():
+        with self._errors():
             replies = self.client.mget([key.entry for key in keys])
         return [Lookup(_raw(reply)) for reply in replies]
 
     def acquire(self, key: CacheKey, token: str, ttl_ms: int) -> Lookup | None:
-        with _unavailable():
+        with self._errors():
             reply = self._acquire(keys=_keys(key), args=[token, ttl_ms])
         if reply is None:
             return None
@@ -111,25 +119,24 @@ class RedisBackend:
         return Lookup(_raw(raw), int(checked))
 
     def acquire_many(self, keys: Sequence[CacheKey], token: str, ttl_ms: int) -> list[int | None]:
-        with _unavailable():
+        with self._errors():
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key.lease, token, nx=True, px=ttl_ms)
                 if _checked(key):
                     pipe.get(_checked(key))
-                else:
-                    pipe.echo(b"0")
-            replies = pipe.execute()
-        return [int(gen or 0) if won else None for won, gen in zip(replies[::2], replies[1::2], strict=True)]
+            replies = iter(pipe.execute())
+        won = [(next(replies), next(replies) if _checked(key) else None) for key in keys]
+        return [int(checked or 0) if taken else None for taken, checked in won]
 
     def fill(self, fills: Sequence[Fill]) -> list[bool]:
-        with _unavailable():
+        with self._errors():
             if len(fills) == 1:
                 return [bool(self._fill(*_fill_args(fills[0])))]
             return [bool(reply) for reply in self._fill_pipelined(fills)]
 
     def release(self, key: CacheKey, token: str) -> None:
-        with _unavailable():
+        with self._errors():
             self._release(keys=[key.lease], args=[token])
 
     def invalidate(
@@ -139,27 +146,23 @@ class RedisBackend:
         ttl_ms: int = 0,
         tags: Iterable[str] = (),
     ) -> None:
-        with _unavailable():
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.delete(key.entry, key.lease)
-            for generation_key in generation_keys:
-                pipe.incr(generation_key).pexpire(generation_key, ttl_ms)
-            tags = list(tags)
-            for tag in tags:
-                pipe.evalsha(self._drop_tag.sha, 1, tag)
-            self._execute_scripted(pipe, DROP_TAG_SCRIPT, self._drop_tag) if tags else pipe.execute()
+        commands = [("DEL", key.entry, key.lease) for key in keys]
+        for generation_key in generation_keys:
+            commands += [("INCRBY", generation_key, 1), ("PEXPIRE", generation_key, ttl_ms)]
+        tags = list(tags)
+        with self._errors():
+            self._run_scripted(commands, tags)
             self._barrier()
 
     def count(self, counter_key: str, ttl_ms: int) -> int:
-        with _unavailable():
+        with self._errors():
             pipe = self.client.pipeline(transaction=False)
             value, _ = pipe.incr(counter_key).pexpire(counter_key, ttl_ms).execute()
         return int(value)
 
     def purge(self, match: str, select: Callable[[str], bool]) -> int:
         deleted = 0
-        with _unavailable():
+        with self._errors():
             for batch in _batches(self.client.scan_iter(match=match, count=PURGE_BATCH), select):
                 pipe = self.client.pipeline(transaction=False)
                 for key in batch:
@@ -167,9 +170,28 @@ class RedisBackend:
                 deleted += sum(pipe.execute())
         return deleted
 
+    def on_connect(self, hook: Callable[[redis.connection.AbstractConnection], None]) -> None:
+        """Run ``hook`` on every new connection, in place of redis-py's own handshake (which the hook
+        must call: ``connection.on_connect()``) and before the connection serves a command."""
+        self.client.connection_pool.connection_kwargs["redis_connect_func"] = hook
+
     def close(self) -> None:
         self.client.close()
         self.client.connection_pool.disconnect()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Report a Redis error as ``CacheUnavailable``, after ``_failed`` has run."""
+        try:
+            with _unavailable():
+                yield
+        except CacheUnavailable:
+            self._failed()
+            raise
+
+    def _failed(self) -> None:
+        """After a failed call: nothing to do here, redis-py drops the connection that failed."""
+        return None
 
     def _barrier(self) -> None:
         # Redis reads this PING only after writing out every reply and tracking push of the loop
@@ -186,26 +208,28 @@ class RedisBackend:
             self._fill.sha = self.client.script_load(FILL_SCRIPT)
             return self._evalsha_fills(fills)
 
-    def _execute_scripted(self, pipe, source: str, script) -> list[object]:
-        """Run a pipeline holding EVALSHAs of ``script``; on NOSCRIPT load it and run it again
-        (deletes and increments replay harmlessly)."""
-        commands = list(pipe.command_stack)
+    def _run_scripted(self, commands: list[tuple], tags: list[str]) -> list[object]:
+        """One pipeline: ``commands``, then a DROP_TAG script call per tag. On NOSCRIPT the script is
+        loaded and the whole pipeline runs again (deletes and increments replay harmlessly)."""
         try:
-            return pipe.execute()
+            return self._pipeline(commands, tags)
         except redis.exceptions.NoScriptError:
-            script.sha = self.client.script_load(source)
-            retry = self.client.pipeline(transaction=False)
-            for args, options in commands:
-                if args[0] == "EVALSHA":
-                    args = ("EVALSHA", script.sha, *args[2:])
-                retry.execute_command(*args, **options)
-            return retry.execute()
+            self._drop_tag.sha = self.client.script_load(DROP_TAG_SCRIPT)
+            return self._pipeline(commands, tags)
+
+    def _pipeline(self, commands: list[tuple], tags: list[str]) -> list[object]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        for tag in tags:
+            pipe.execute_command("EVALSHA", self._drop_tag.sha, 1, tag)
+        return pipe.execute()
 
     def _evalsha_fills(self, fills: Sequence[Fill]) -> list[object]:
         pipe = self.client.pipeline(transaction=False)
         for fill in fills:
             keys, args = _fill_args(fill)
-            pipe.evalsha(self._fill.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self._fill.sha, len(keys), *keys, *args)
         return pipe.execute()
 
 
@@ -213,7 +237,7 @@ class RedisBackend:
 def _unavailable() -> Iterator[None]:
     try:
         yield
-    except (redis.RedisError, OSError) as exc:
+    except STORE_ERRORS as exc:
         raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 

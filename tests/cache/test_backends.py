@@ -13,6 +13,9 @@ from .support import CountingCreator, payload
 
 KEYS = KeyBuilder()
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 def test_acquire_is_exclusive_and_reads_entry_and_generation(backend, redis_db):
     key = KEYS.reviews(1, {"page": 1})

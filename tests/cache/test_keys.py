@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from cache.keys import SCHEMA_VERSION, KeyBuilder, key_kind
+from cache.keys import SCHEMA_VERSION, KeyBuilder, key_kind, tag_key
 
 KEYS = KeyBuilder()
 
@@ -61,6 +61,19 @@ def test_list_pages_of_a_scope_share_the_slot_of_its_generation_counter():
     assert _slots(*pages, KEYS.reviews_generation(1)) == _slots(KEYS.reviews_generation(1))
     assert KEYS.reviews(1, {}).generation == KEYS.reviews_generation(1)
     assert KEYS.reviews(4, {}).generation == KEYS.reviews_generation(4)
+
+
+@pytest.mark.parametrize("scope", ["all", "c:books"])
+def test_a_list_fill_and_the_invalidation_of_its_scope_touch_one_slot(scope):
+    """The FILL script (entry, lease, guard, tag sets) and a write's guard bumps and DROP_TAG calls
+    for the scope: one slot, so each is a single-node script or command on a Redis Cluster."""
+    pages = [KEYS.product_list({"page": n}, scope, guard) for n, guard in enumerate(("price", "rating"))]
+    fill_keys = [k for page in pages for k in (page.entry, page.lease, page.guard)]
+    fill_keys += [tag_key(page.entry, name) for page in pages for name in ("scope", "p:12")]
+    tags = [KEYS.list_tag(scope, "scope"), KEYS.list_tag(scope, "p:12")]
+    invalidation = [KEYS.list_guard(scope, "price"), *tags]
+    assert len(_slots(*fill_keys, *invalidation)) == 1
+    assert set(tags) <= set(fill_keys)
 
 
 @pytest.mark.parametrize("bad", ["", "a{b}", "with space", "star*", "x" * 101, 5])

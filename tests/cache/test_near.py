@@ -11,6 +11,7 @@ import os
 import pytest
 
 from cache.api import CacheUnavailable
+from cache.backends.cluster import ClusterBackend
 from cache.backends.near import PING_SECONDS, RECONNECT_SECONDS, NearCache
 from cache.backends.redis import RedisBackend
 from cache.entry import Entry, decode, encode
@@ -291,3 +292,13 @@ def test_peek_serves_fresh_hits_only_and_decides_nothing(make_region, backend, c
     for _ in range(region.config.breaker_threshold):
         region.breaker.record_failure()
     assert region.peek(key).hit is None  # an open breaker: get_or_create bypasses the store
+
+
+def test_a_near_cache_refuses_a_cluster(redis_cluster):
+    """Tracking is per node: one listener on one node would miss the others' invalidations."""
+    backend = ClusterBackend.from_url(redis_cluster.url, timeout_ms=TEST_REDIS_TIMEOUT_MS)
+    try:
+        with pytest.raises(ValueError, match="cannot front a Redis Cluster"):
+            NearCache(backend, max_entries=10, max_age=10.0)
+    finally:
+        backend.close()

@@ -13,6 +13,9 @@ from cache.region import State
 
 from .support import CountingCreator, commands_sent, sample
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 def test_miss_then_hit(region, registry):
     key, creator = region.keys.product(1), CountingCreator(b'{"id": 1}')
@@ -51,6 +54,7 @@ def test_jitter_shortens_ttls_by_at_most_the_configured_fraction(make_region, re
     assert redis_db.pttl(key.entry) <= ttl.hard * 950
 
 
+@pytest.mark.standalone_redis
 @pytest.mark.parametrize("scoped", [False, True], ids=["product GET", "list page MGET"])
 def test_a_fresh_hit_costs_exactly_one_redis_command(region, backend, cache_redis_url, scoped):
     key = region.keys.reviews(1, {"page": 1}) if scoped else region.keys.product(5)
@@ -64,6 +68,7 @@ def test_a_fresh_hit_costs_exactly_one_redis_command(region, backend, cache_redi
     assert sent[0].split()[0] == ("MGET" if scoped else "GET")
 
 
+@pytest.mark.standalone_redis
 def test_a_write_invalidation_is_one_pipeline_and_one_barrier(region, backend, redis_db, cache_redis_url):
     product, page = region.keys.product(7), region.keys.reviews(1, {"page": 1})
     for key in (product, page):

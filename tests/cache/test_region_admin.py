@@ -8,6 +8,9 @@ from cache.region import State
 
 from .support import CountingCreator, payload, sample
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 @pytest.fixture
 def filled(region):

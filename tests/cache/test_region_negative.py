@@ -6,6 +6,9 @@ from cache.region import State
 
 from .support import CountingCreator, sample
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 def test_a_404_is_cached_with_the_negative_ttl(region, redis_db):
     key, missing = region.keys.product(404), CountingCreator(b'{"title": "Not Found"}', status=404)

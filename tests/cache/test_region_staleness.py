@@ -14,6 +14,9 @@ from .support import CountingCreator, failing, sample
 
 SOFT = 300  # the product soft TTL in the default config
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 class DatabaseDown(Exception):
     pass

@@ -10,6 +10,9 @@ from cache.region import State
 
 from .support import CountingCreator, sample
 
+STORES = ("redis", "cluster")
+"""Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
+
 
 def tagged(body: bytes, *tags: str):
     def creator() -> Payload:
