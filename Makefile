@@ -36,7 +36,7 @@ $(DEV_STAMP): | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP) ## Migrate, seed and serve the API (gunicorn) with an rq worker; Ctrl-C stops all
-	exec $(BIN)/python scripts/dev_services.py run --database shelf -- bash scripts/run.sh
+	exec $(BIN)/python scripts/dev_services.py run --service --database shelf -- bash scripts/run.sh
 
 test: $(DEV_STAMP) ## Lint (ruff) and run the tests; extra pytest arguments in ARGS="..."
 	$(BIN)/ruff check .

@@ -6,6 +6,8 @@ import time, so tests and jobs can build an app against their own servers.
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from cache.backends.cluster import client_from_url
@@ -15,11 +17,13 @@ from . import (
     caching,
     cli,
     db,
+    docs_page,
     edge,
     errors,
     fast_path,
     guard_rails,
     keep_alive,
+    local_servers,
     metrics,
     request_guards,
     request_log,
@@ -37,9 +41,13 @@ REDIS_TIMEOUT_SECONDS = 0.25
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+    targets = None  # where DATABASE_URL / REDIS_URL came from, when read from the environment
+    if settings is None:
+        environ, targets = local_servers.with_local_servers(os.environ)
+        settings = Settings.from_env(environ)
     app = Shelf(__name__)
     app.config["SHELF"] = settings
+    app.extensions["shelf.targets"] = targets
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
     request_guards.init_app(app, settings.max_body_bytes)
@@ -65,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (products, reviews, categories, admin, jobs):
         api.register_blueprint(module.blp)
     app.register_blueprint(ops.blp)
+    docs_page.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app

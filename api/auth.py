@@ -14,6 +14,8 @@ from flask import current_app, g, request
 
 from .errors import problem
 
+READS = frozenset({"GET", "HEAD"})
+
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shelf"'}
 
 
@@ -35,7 +37,8 @@ def require_token(view):
     def wrapper(*args, **kwargs):
         client = client_for(request.headers.get("Authorization"), current_app.config["SHELF"].api_tokens)
         if client is None:
-            raise problem(401, "a valid bearer token is required for writes", headers=CHALLENGE)
+            needed_for = "reads of /v1/admin" if request.method in READS else "writes"
+            raise problem(401, f"a valid bearer token is required for {needed_for}", headers=CHALLENGE)
         g.client = client
         return view(*args, **kwargs)
 

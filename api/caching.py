@@ -53,7 +53,12 @@ from .services.errors import NotFound
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""
 
-NOT_FOUND = Payload(404, b"", '"not-found"')
+NOT_FOUND_ETAG = '"not-found"'
+
+
+def not_found(detail: str) -> Payload:
+    """A cached 404 keeps its detail ("product 7 not found"), so a hit says what the miss said."""
+    return Payload(404, detail.encode(), NOT_FOUND_ETAG)
 
 
 def payload(rendered: Rendered) -> Payload:
@@ -91,8 +96,8 @@ def serve(
         try:
             with fill_reads():
                 built = build()
-        except NotFound:
-            return NOT_FOUND
+        except NotFound as exc:
+            return not_found(str(exc))
         return built if isinstance(built, Payload) else payload(built)
 
     extension = current_app.extensions
@@ -108,7 +113,8 @@ def serve(
         extra = shown(entry.body) if shown is not None else ()
         headers[policy.tag_header] = edge_tags.header_value(key.entry, extra)
     if entry.status == 404:
-        return render_problem(404, "Not Found", "not found", headers=headers)
+        detail = entry.body.decode() or "not found"  # an entry cached before 404s kept their detail
+        return render_problem(404, "Not Found", detail, headers=headers)
     rendered = Rendered(entry.body, entry.etag) if assemble is None else assemble(entry.body)
     return send(rendered, headers=headers)
 

@@ -1,15 +1,22 @@
-"""Flask CLI commands: ``flask --app api db upgrade`` and ``flask --app api seed``.
+"""Flask CLI commands: ``flask --app api db upgrade``, ``seed``, ``cache ...``, ``jobs ...``.
 
 Alembic is driven through its Python API so the URL comes from the same
 Settings as the app; the plain ``alembic`` CLI works too (see alembic.ini).
 The seed command loads the generated demo catalog of ``api.seed``.
+
+Every command runs against the servers it was told about: ``DATABASE_URL`` /
+``REDIS_URL``, or those of a running ``make run`` (``api.local_servers``); with
+neither it refuses rather than fall back to a default server that may be someone
+else's. Commands that delete (``seed --reset``, ``cache purge``) print what they
+would delete, and where, and ask first; ``--yes`` skips the question.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -23,11 +30,13 @@ from sqlalchemy import create_engine
 
 from jobs import warming as warm_jobs
 
-from . import background
+from . import background, local_servers
+from .config import Settings
 from .db import session
 from .schemas import CACHE_RESOURCES, RECOMPUTE_SCOPES, WARM_SCOPES, RecomputeRequestSchema, WarmRequestSchema
 from .seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
 from .services.errors import DomainError
+from .services.jobs import job_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +44,38 @@ db_cli = AppGroup("db", help="Database schema commands.")
 cache_cli = AppGroup("cache", help="Cache operations.")
 aggregates_cli = AppGroup("aggregates", help="Rating summaries and category stats.")
 jobs_cli = AppGroup("jobs", help="Background jobs (rq).")
+
+DEFAULT_URLS = {"DATABASE_URL": Settings.database_url, "REDIS_URL": Settings.redis_url}
+YES = click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")
+
+
+def named_servers(command: Callable) -> Callable:
+    """Refuse to run when a URL would fall back to a default nobody named (see the module docstring)."""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        reason = local_servers.refusal(current_app.extensions.get("shelf.targets") or [], DEFAULT_URLS)
+        if reason:
+            raise click.ClickException(reason)
+        return command(*args, **kwargs)
+
+    return checked
+
+
+def target(var: str) -> str:
+    """How the CLI names the server behind ``var``: its URL (no password) and where it came from."""
+    settings = current_app.config["SHELF"]
+    url = settings.database_url if var == "DATABASE_URL" else settings.redis_url
+    found = [t for t in current_app.extensions.get("shelf.targets") or [] if t.var == var]
+    source = found[0].source if found else "as configured"
+    return f"{local_servers.redacted(url)} ({source})"
+
+
+def confirm(what: str, var: str, yes: bool) -> None:
+    """Say what is about to be deleted and where; ask unless ``yes`` (no answer, as in a script: no)."""
+    click.echo(f"This deletes {what} in {target(var)}.", err=True)
+    if not yes:
+        click.confirm("Go on?", abort=True, err=True)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -49,6 +90,7 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
+@named_servers
 def upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     upgrade_database(current_app.config["SHELF"].database_url, revision)
@@ -63,11 +105,17 @@ def upgrade(revision: str) -> None:
 @click.option("--seed", "seed_value", type=int, default=42, show_default=True, help="Same seed, same data.")
 @click.option("--reset", is_flag=True, help="Delete the existing catalog first.")
 @click.option("--if-empty", is_flag=True, help="Exit quietly (status 0) when the catalog already has data.")
+@YES
 @with_appcontext
-def seed(products: int | None, reviews: int | None, seed_value: int, reset: bool, if_empty: bool) -> None:
+@named_servers
+def seed(
+    products: int | None, reviews: int | None, seed_value: int, reset: bool, if_empty: bool, yes: bool
+) -> None:
     """Fill the catalog with a generated demo catalog (categories, products, reviews)."""
     if reset and if_empty:
         raise click.UsageError("--reset and --if-empty contradict each other")
+    if reset:
+        confirm("every category, product and review", "DATABASE_URL", yes)
     settings = current_app.config["SHELF"]
     products = settings.demo_products if products is None else products
     reviews = 10 * products if reviews is None else reviews
@@ -121,13 +169,17 @@ def _progress_bar(total_rows: int) -> Iterator[Progress]:
 
 @cache_cli.command("purge")
 @click.option("--resource", type=click.Choice(CACHE_RESOURCES), help="Only this resource's entries.")
-def purge(resource: str | None) -> None:
+@YES
+@named_servers
+def purge(resource: str | None, yes: bool) -> None:
     """Delete cached entries (all of Shelf's unless --resource)."""
+    confirm(f"the cached {resource} entries" if resource else "every cached entry of Shelf", "REDIS_URL", yes)
     deleted = current_app.extensions["shelf.region"].purge(resource)
     click.echo(f"deleted {deleted} entries")
 
 
 @cache_cli.command("drain")
+@named_servers
 def drain() -> None:
     """Apply cache invalidations left in the outbox (after a Redis outage or a crash)."""
     applied = current_app.extensions["shelf.outbox"].drain()
@@ -142,7 +194,11 @@ def drain() -> None:
 @click.option(
     "--sync/--queue", default=True, show_default=True, help="Run here with a progress bar, or queue it."
 )
-def warm(scope: str, limit: int | None, category: str | None, ids: str | None, sync: bool) -> None:
+@click.option("--wait/--no-wait", default=False, show_default=True, help="With --queue: follow the job.")
+@named_servers
+def warm(
+    scope: str, limit: int | None, category: str | None, ids: str | None, sync: bool, wait: bool
+) -> None:
     """Fill the cache ahead of reads (the same fill path, keys and leases as reads)."""
     request = _load(
         WarmRequestSchema(), {"scope": scope, "limit": limit, "category": category, "ids": _ids(ids)}
@@ -151,6 +207,8 @@ def warm(scope: str, limit: int | None, category: str | None, ids: str | None, s
     if not sync:
         job = _checked(background.trigger_warm, db, **request)
         click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+        if wait:
+            follow(job.id)
         return
     _checked(background.trigger_warm_checks, db, request["scope"], request["category"], request["ids"])
     with click.progressbar(length=1, label=f"warming {scope}", file=sys.stderr) as bar:
@@ -163,22 +221,72 @@ def warm(scope: str, limit: int | None, category: str | None, ids: str | None, s
     click.echo(
         f"stored {summary['stored']} of {summary['products']} products, {summary['list_pages']} list pages"
     )
+    if summary.get("note"):
+        click.echo(f"({summary['note']})")
 
 
 @aggregates_cli.command("recompute")
 @click.option("--scope", type=click.Choice(RECOMPUTE_SCOPES), default="all", show_default=True)
 @click.option("--product-id", type=int)
 @click.option("--category")
-def recompute(scope: str, product_id: int | None, category: str | None) -> None:
-    """Queue a recompute of rating summaries and category stats."""
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the job until it ends (Ctrl-C stops following).",
+)
+@named_servers
+def recompute(scope: str, product_id: int | None, category: str | None, wait: bool) -> None:
+    """Queue a recompute of rating summaries and category stats (the rq worker of `make run` runs it)."""
     request = _load(
         RecomputeRequestSchema(), {"scope": scope, "product_id": product_id, "category": category}
     )
     job = _checked(background.trigger_recompute, session(), **request)
     click.echo(f"queued {job.id}: follow it at /v1/jobs/{job.id}")
+    if wait:
+        follow(job.id)
+
+
+FOLLOW_POLL_SECONDS = 0.25
+NO_WORKER_HINT_SECONDS = 5.0
+"""A job still queued this long gets a hint: no rq worker may be running (``make run`` starts one)."""
+
+
+def follow(job_id: str, poll: float = FOLLOW_POLL_SECONDS) -> dict:
+    """Show a queued job's state and progress on stderr until it ends; its last status.
+
+    A failed job is an error (exit 1) naming the job's own error line."""
+    started, hinted, shown = time.monotonic(), False, ""
+    while True:
+        status = job_status(background.connection(), job_id)
+        if status["status"] in ("finished", "failed", "stopped", "canceled"):
+            break
+        line = _status_line(status, time.monotonic() - started)
+        if line != shown:
+            click.echo(f"\r{line}", nl=False, err=True)
+            shown = line
+        waiting = status["status"] in ("queued", "scheduled", "deferred")
+        if waiting and not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+            click.echo("\n(still queued: is an rq worker running? `make run` starts one)", err=True)
+            hinted = True
+        time.sleep(poll)
+    click.echo(f"\r{_status_line(status, time.monotonic() - started)}", err=True)
+    if status["status"] != "finished":
+        raise click.ClickException(
+            f"job {job_id} {status['status']}: {status['error'] or 'no error recorded'}"
+        )
+    click.echo(f"finished: {status['result']}")
+    return status
+
+
+def _status_line(status: dict, elapsed: float) -> str:
+    progress = status.get("progress") or {}
+    done = f" {progress['done']}/{progress['total']}" if progress.get("total") else ""
+    return f"{status['kind']}: {status['status']}{done} ({elapsed:.0f}s)"
 
 
 @jobs_cli.command("failed")
+@named_servers
 def failed() -> None:
     """List failed jobs, newest first, with their error."""
     rows = background.failed_jobs()
@@ -190,6 +298,7 @@ def failed() -> None:
 @jobs_cli.command("requeue")
 @click.argument("job_ids", nargs=-1)
 @click.option("--all", "requeue_all", is_flag=True, help="Requeue every failed job.")
+@named_servers
 def requeue(job_ids: tuple[str, ...], requeue_all: bool) -> None:
     """Put failed jobs back on their queue."""
     if not job_ids and not requeue_all:

@@ -24,6 +24,10 @@ from cache.api import CacheUnavailable
 from .services.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
 
 PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_TYPE = "about:blank"
+"""Every problem's type (RFC 9457 section 4.2.1): the status says what kind of error it is, ``title``
+is its phrase, ``detail`` and ``errors`` say the rest. Shelf serves no page per problem type, so it
+names none (a relative ``/problems/...`` type that answered 404 was worse than none)."""
 RETRY_AFTER_SECONDS = 5
 """What a 503 for a server that is down asks clients to wait: about a Redis restart or a failover."""
 log = logging.getLogger("shelf.api")
@@ -32,12 +36,11 @@ log = logging.getLogger("shelf.api")
 class Problem(HTTPException):
     """An HTTP error carrying everything the problem+json body needs."""
 
-    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None, type_=None):
+    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None):
         self.code = status
         self.description = detail or HTTPStatus(status).phrase
         self.errors = errors
         self.extra_headers = headers or {}
-        self.type = type_
         super().__init__(self.description)
 
 
@@ -60,8 +63,8 @@ def field_errors(messages, location: str, prefix: str = "") -> list[dict]:
     return out
 
 
-def render(status: int, title: str, detail: str, *, type_=None, errors=None, headers=None) -> Response:
-    body = {"type": type_ or "about:blank", "title": title, "status": status, "detail": detail}
+def render(status: int, title: str, detail: str, *, errors=None, headers=None) -> Response:
+    body = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     request_id = g.get("request_id")
@@ -84,7 +87,6 @@ def handle_http_exception(error: HTTPException) -> Response:
             status,
             title,
             error.description,
-            type_=error.type,
             errors=error.errors,
             headers=error.extra_headers,
         )
@@ -109,7 +111,6 @@ def _validation_problem(messages: dict, headers=None) -> Response:
         status,
         HTTPStatus(status).phrase,
         f"invalid input: {names}",
-        type_="/problems/validation",
         errors=errors,
         headers=headers,
     )
@@ -118,7 +119,7 @@ def _validation_problem(messages: dict, headers=None) -> Response:
 def handle_domain_error(error: DomainError) -> Response:
     if isinstance(error, Busy):
         headers = {"Retry-After": str(error.retry_after)}
-        return render(503, "Service Unavailable", str(error), type_="/problems/busy", headers=headers)
+        return render(503, "Service Unavailable", str(error), headers=headers)
     status = {NotFound: 404, Conflict: 409, PreconditionFailed: 412, InvalidInput: 422}[type(error)]
     location = "query" if error.field in request.args else "json"
     if isinstance(error, InvalidInput) and location == "query":

@@ -37,7 +37,6 @@ MAX_INTEGER = 2**63 - 1
 MAX_REPORTED_ERRORS = 10
 MAX_FIELD_CHARS = 100
 
-VALIDATION = "/problems/validation"
 STRING_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -140,7 +139,7 @@ def invalid(status: int, location: str, problems: list[tuple[str, str]]):
         for field, message in sorted(problems)[:MAX_REPORTED_ERRORS]
     ]
     names = ", ".join(sorted({error["field"] for error in errors}))
-    return problem(status, f"invalid input: {names}", errors=errors, type_=VALIDATION)
+    return problem(status, f"invalid input: {names}", errors=errors)
 
 
 def body_will_be_parsed() -> bool:

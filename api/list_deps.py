@@ -38,11 +38,22 @@ ALL = "all"
 SCOPE_TAG = "scope"
 """Every page of a scope is registered under it: category writes drop the scope's pages."""
 
-COLUMNS = {"name": "name", "price": "price", "-price": "price", "rating": "rating", "-rating": "rating"}
+COLUMNS = {"name": "name", "price": "price", "-price": "price", "rating": "rating_up", "-rating": "rating"}
 COLUMNS["newest"] = "newest"
 DESCENDING = frozenset({"-price", "-rating", "newest"})
-DEPTH = {"name": 0, "price": 10, "rating": 9, "newest": 17}
+DEPTH = {"name": 0, "price": 10, "rating": 9, "rating_up": 9, "newest": 17}
 """Levels of each column's segment tree: 2**depth buckets."""
+
+UNRATED_LAST = Decimal(6)
+"""``sort=rating``'s value for an unrated product (average 0): above every rating (1-5), so unrated
+products come last in both rating orders (``-rating`` has them last by their 0). The ascending
+order is its own column, ``rating_up``, because a product's value in it differs from ``rating``."""
+
+
+def rating_up(average: Decimal) -> Decimal:
+    """A product's value in the ascending rating order."""
+    return UNRATED_LAST if average == 0 else average
+
 
 EXTRA_FILTERS = ("brand", "min_price", "max_price", "in_stock", "q")
 
@@ -122,8 +133,8 @@ def guards(tags: Iterable[str]) -> set[str]:
 def bucket(column: str, value) -> int:
     if column == "price":
         return bisect_right(_PRICE_BOUNDS, Decimal(value))
-    if column == "rating":
-        return min(max(int(Decimal(value) * 100), 0), 2 ** DEPTH["rating"] - 1)
+    if column in ("rating", "rating_up"):
+        return min(max(int(Decimal(value) * 100), 0), 2 ** DEPTH[column] - 1)
     if column == "newest":
         hours = int((value - _EPOCH).total_seconds() // 3600)
         return min(max(hours, 0), 2 ** DEPTH["newest"] - 1)
@@ -147,6 +158,8 @@ def _signature(name: str, column: str, state: Listing | None) -> object:
 
 
 def _value(column: str, state: Listing) -> object:
+    if column == "rating_up":
+        return rating_up(state.rating)
     return state.created_at if column == "newest" else getattr(state, column)
 
 

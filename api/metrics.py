@@ -34,7 +34,8 @@ def collected() -> CollectorRegistry:
 @blp.get("/metrics")
 def metrics():
     """Prometheus metrics of every worker process."""
-    return Response(generate_latest(collected()), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would add a second charset to the one CONTENT_TYPE_LATEST has.
+    return Response(generate_latest(collected()), content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask) -> CollectorRegistry:

@@ -19,6 +19,7 @@ from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
 from . import flask_cache
+from .docs_page import ASSETS_URL
 from .request_guards import MAX_TARGET_BYTES
 from .schemas import OPENAPI_SCHEMA, ProblemSchema
 
@@ -123,7 +124,7 @@ OPENAPI_CONFIG = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,  # served by the app (api.docs_page): /docs works offline
     "API_SPEC_OPTIONS": {
         "info": {"description": DESCRIPTION},
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},

@@ -80,6 +80,9 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 """Probes, metrics and docs: an orchestrator or a browser must never be throttled out of them."""
 
+EXEMPT_PREFIX = "/docs/"
+"""The docs page's own files (api.docs_page)."""
+
 STORAGE_TIMEOUT_SECONDS = 0.25
 """Redis socket timeouts for the counters: a slow Redis must not hold requests up."""
 
@@ -323,7 +326,7 @@ class RateLimiter:
 
     def check(self) -> None:
         """before_request: spend one token of this request's budget; 429 when none is left."""
-        if request.path in EXEMPT_PATHS:
+        if request.path in EXEMPT_PATHS or request.path.startswith(EXEMPT_PREFIX):
             return
         if SPENT in request.environ:  # api.fast_path spent it already, then handed the request on
             hits = request.environ[SPENT]
@@ -413,7 +416,7 @@ def handle_rate_limited(error: RateLimited) -> Response:
     budget_name = breached.window.name.split("-")[0]
     limit = f"{breached.window.amount} per {breached.window.seconds} s"
     detail = f"too many {budget_name}: the limit is {limit}; retry after Retry-After seconds"
-    return render(429, "Too Many Requests", detail, type_="/problems/rate-limited")
+    return render(429, "Too Many Requests", detail)
 
 
 def metrics_registry(app: Flask) -> CollectorRegistry:

@@ -3,7 +3,8 @@
 The API serves JSON, so its Content-Security-Policy forbids everything
 (``default-src 'none'``): a response opened in a browser can run nothing and
 be framed by no one. The one HTML page, Swagger UI at ``/docs``, gets a policy
-that allows the CDN it loads from and, by hash, the one inline script that
+that allows where its files come from (the app itself, ``api.docs_page``, or a
+CDN if ``OPENAPI_SWAGGER_UI_URL`` names one) and, by hash, the one inline script that
 starts it, hashed from the page itself so a template change cannot silently
 break it. HSTS is sent only when ``SHELF_HSTS_SECONDS`` is set: local
 development is plain http, and HSTS is a promise about the whole host.

@@ -54,13 +54,18 @@ def warm(
     app = context.app()
     region = app.extensions["shelf.bulk_region"]  # its own timeout and breaker, not the requests'
     with context.session() as db:
-        targets = _targets(db, app, scope, limit, category, ids)
+        targets, note = _targets(db, app, scope, limit, category, ids)
         stored = 0
         for start in range(0, len(targets), BATCH):
             stored += warm_products(db, region, targets[start : start + BATCH])
             report(min(start + BATCH, len(targets)), len(targets))
         pages = sum(warm_list_pages(db, region, app, slug) for slug in _list_scopes(db, scope, category))
-    return {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
+    summary = {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
+    if stored < len(targets):
+        note += (
+            f"{'; ' if note else ''}{len(targets) - stored} not stored (inactive, or a read was filling it)"
+        )
+    return {**summary, "note": note} if note else summary
 
 
 def warm_products(db: Session, region, product_ids: list[int]) -> int:
@@ -173,20 +178,33 @@ def _page_queries(counted: list[tuple[bytes, float]]) -> list[tuple[dict, float]
     return valid
 
 
-def _targets(db: Session, app, scope, limit, category, ids) -> list[int]:
+def _targets(db: Session, app, scope, limit, category, ids) -> tuple[list[int], str]:
+    """The products to warm, and a note on how they were chosen where the count may surprise."""
     if scope == "ids":
-        return list(dict.fromkeys(ids))
+        return list(dict.fromkeys(ids)), ""
     if scope == "popular":
-        limit = limit or DEFAULT_POPULAR
-        return most_viewed(app.extensions["shelf.queue"], limit) or _most_reviewed(db, limit)
+        return _popular(db, app, limit or DEFAULT_POPULAR)
     stmt = select(Product.id).where(Product.is_active).order_by(Product.id)
     if scope == "category":
         stmt = stmt.where(Product.category_id.in_(subtree_ids(db, get_category_by_slug(db, category).id)))
-    return list(db.scalars(stmt.limit(limit) if limit else stmt))
+    return list(db.scalars(stmt.limit(limit) if limit else stmt)), ""
+
+
+def _popular(db: Session, app, limit: int) -> tuple[list[int], str]:
+    """The most viewed products, topped up with the most reviewed ones when fewer were viewed (a
+    fresh start has counted few views): a warm of 5,000 warms 5,000 where the catalog has them."""
+    viewed = most_viewed(app.extensions["shelf.queue"], limit)
+    targets = viewed
+    if len(viewed) < limit:
+        targets = list(dict.fromkeys([*viewed, *_most_reviewed(db, limit + len(viewed))]))[:limit]
+    note = f"{len(viewed)} most viewed, then {len(targets) - len(viewed)} most reviewed"
+    if len(targets) < limit:
+        note += f"; the catalog has no more than {len(targets)} active products"
+    return targets, note
 
 
 def _most_reviewed(db: Session, limit: int) -> list[int]:
-    """Before anything was viewed, the most reviewed products stand in for the most popular."""
+    """Where too few were viewed, the most reviewed products stand in for the most popular."""
     stmt = (
         select(Product.id)
         .join(ProductRatingSummary)

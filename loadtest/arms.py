@@ -121,6 +121,7 @@ def workload_args(opts, seed: int, out: Path) -> list[str]:
         *("--write-share", str(opts.write_share), "--revalidate-share", str(opts.revalidate_share)),
         *("--shopper-weight", str(opts.shopper_weight), "--browser-weight", str(opts.browser_weight)),
         *("--writers", str(opts.writers), "--seed", str(seed), "--latency-file", f"{out}-latency"),
+        *(["--allow-rate-limits"] if opts.keep_rate_limits else []),
     ]
 
 
@@ -133,7 +134,7 @@ def start_locust(command: list[str], env: dict[str, str], log_path: Path) -> sub
 
 
 def purge(env: dict[str, str]) -> str:
-    return flask(["cache", "purge"], env).stdout.strip()
+    return flask(["cache", "purge", "--yes"], env).stdout.strip()
 
 
 def warm_command(env: dict[str, str]) -> list[str] | None:

@@ -1,7 +1,9 @@
 """Benchmarks of the background work: warming speed and how soon a review shows in the rating.
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/shelf_bench REDIS_URL=redis://127.0.0.1:6379/3 \\
-        python -m loadtest.jobs_bench --warm-products 10000 --reviews 60
+    python -m loadtest.jobs_bench --warm-products 10000 --reviews 60
+
+With DATABASE_URL / REDIS_URL unset it runs on embedded servers (``loadtest.embedded``): database
+``shelf_bench``, Redis db 3. Set, they name the servers to use (``.../shelf_bench``, ``.../3``, say).
 
 * **warm**: ``warm("popular", limit=N)`` run in-process against an empty cache,
   repeated (``--warm-runs``); the median time and products stored per run.
@@ -22,8 +24,8 @@
   ratio reached 95%. The load starts when the server answers, before it is ready,
   as it would without a balancer checking ``/readyz``.
 
-Needs a seeded catalog (``flask --app api seed``). Prints a JSON summary and
-writes it under ``loadtest/results/``.
+Seeds the catalog first when the database is empty (``--catalog-products``, ``--catalog-reviews``: the
+load test's catalog). Prints a JSON summary and writes it under ``loadtest/results/``.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ import urllib.request
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from api import create_app
 from api.config import Settings
 from jobs import context, queues
+from loadtest import catalog, embedded
 from loadtest.workload import SORTS, Zipf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,7 +316,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -325,11 +329,24 @@ def main() -> None:
     parser.add_argument("--popularity-seconds", type=float, default=20)
     parser.add_argument("--cold-seconds", type=float, default=15)
     parser.add_argument(
+        "--catalog-products", type=int, default=100_000, help="seeded when the database is empty"
+    )
+    parser.add_argument(
+        "--catalog-reviews", type=int, default=1_000_000, help="seeded when the database is empty"
+    )
+    parser.add_argument(
         "--benches",
         default="warm,staleness,cold-start",
         help="comma-separated, of: warm, staleness, cold-start, cold-start-mixed",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not embedded.servers_named(dict(os.environ)):
+        embedded.rerun_on_embedded_servers(
+            "loadtest.jobs_bench", sys.argv[1:] if argv is None else argv, "shelf_bench"
+        )
+    if os.environ.get(embedded.MARK):  # the embedded Valkey's db 0 is make run's when it shares it
+        os.environ["REDIS_URL"] = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/3"))
+    catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
     benches = set(args.benches.split(","))
     random.seed(args.seed)
     settings = Settings.from_env()

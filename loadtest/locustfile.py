@@ -1,7 +1,7 @@
 """Shelf's Locust personas: shoppers, browsers, a writer and the /healthz floor.
 
     locust -f loadtest/locustfile.py --headless -u 32 -r 32 -t 60s --host http://127.0.0.1:8000 \
-        [--catalog-size 100000 --ids-file ids.txt --zipf-exponent 1.0 --write-share 0.01 --seed 42 ...] \
+        [--ids-file ids.txt | --catalog-size 100000] [--zipf-exponent 1.0 --write-share 0.01 --seed 42 ...] \
         [ShopperUser BrowserUser WriterUser | FloorUser]
 
 * **shopper** reads ``GET /v1/products/{id}``, ids drawn with Zipf popularity; when it holds an ETag
@@ -14,8 +14,11 @@
 * **floor** only reads ``/healthz``: the framework's ceiling, run as an arm of its own.
 
 Product ids come from ``--ids-file`` (one id a line; the runner writes the active ids from the
-database) or else are 1..``--catalog-size``; the seeded catalog deactivates about 3% of its products,
-whose reads answer 404, so without the file those count as failures. Which products are popular is
+database), or are 1..``--catalog-size``, or by default are read from the database (``DATABASE_URL``,
+or the running ``make run``'s; see ``loadtest.live``): the seeded catalog deactivates about 3% of its
+products, whose reads answer 404. Before the load, the server's read budget is checked: one that
+would throttle the test (``make run``'s default 1,200 a minute) stops it with how to lift it, unless
+``--allow-rate-limits``. Which products are popular is
 fixed by ``--popularity-seed`` (a property of the catalog); ``--seed`` drives the users' own streams,
 so a warm-up with another seed does not replay the measured requests. Requests are grouped by
 endpoint (``name=``), never by URL. Every option is also an environment variable (``SHELF_BENCH_*``).
@@ -26,10 +29,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 from locust import FastHttpUser, constant, events, task
 
+from loadtest import live
 from loadtest.checks import Sampler, has_fields, has_id, is_page, review_of, verify
 from loadtest.endpoints import (
     CATEGORY,
@@ -61,8 +66,20 @@ USER_INDEXES: dict[str, itertools.count] = {}
 def add_options(parser) -> None:
     group = parser.add_argument_group("Shelf workload")
     env = "SHELF_BENCH_"
-    group.add_argument("--catalog-size", type=int, default=100_000, env_var=env + "CATALOG_SIZE")
+    group.add_argument(
+        "--catalog-size",
+        type=int,
+        default=0,
+        env_var=env + "CATALOG_SIZE",
+        help="read ids 1..N; 0 (default): the active ids in the database (DATABASE_URL, or make run's)",
+    )
     group.add_argument("--ids-file", default="", env_var=env + "IDS_FILE", help="active product ids")
+    group.add_argument(
+        "--allow-rate-limits",
+        action="store_true",
+        env_var=env + "ALLOW_RATE_LIMITS",
+        help="run even when the server's read budget would throttle the test",
+    )
     group.add_argument("--zipf-exponent", type=float, default=1.0, env_var=env + "ZIPF_EXPONENT")
     group.add_argument("--revalidate-share", type=float, default=0.2, env_var=env + "REVALIDATE_SHARE")
     group.add_argument("--write-share", type=float, default=0.01, env_var=env + "WRITE_SHARE")
@@ -81,7 +98,15 @@ def build_workload(environment, **_kwargs) -> None:
     options = environment.parsed_options
     if options is None:  # used as a library, without Locust's command line
         return
-    ids = catalog_ids(options.catalog_size, options.ids_file or None)
+    if options.ids_file or options.catalog_size:
+        ids = catalog_ids(options.catalog_size, options.ids_file or None)
+    else:
+        ids = live.active_ids(live.database_url())
+        print(f"loadtest: {len(ids)} active products in the database", file=sys.stderr)  # noqa: T201
+    if environment.host and not options.allow_rate_limits:
+        refusal = live.budget_refusal(environment.host)
+        if refusal:
+            raise SystemExit(refusal)
     state.update(
         options=options,
         products=Zipf(ids, options.zipf_exponent, options.popularity_seed),

@@ -662,6 +662,12 @@ def relative(path: Path, start: Path) -> str:
         return path.name
 
 
+QUICK_NOTE = (
+    "\n> **A quick run** (`--quick`): every arm once, for a few seconds, on a small catalog. Its numbers "
+    "show the shape, not the size, of each effect; rerun without `--quick` before quoting any.\n"
+)
+
+
 def render(results: dict, chart_paths: dict[str, Path], output: Path, results_dir: Path) -> str:
     opts, arms = results["options"], results["arms"]
     top1, top10 = skew(results)
@@ -674,6 +680,7 @@ def render(results: dict, chart_paths: dict[str, Path], output: Path, results_di
     )
     env = results["environment"]
     values = {
+        "quick_note": QUICK_NOTE if results.get("quick") else "",
         "date": env["date"],
         "machine": f"{env['cores']} cores / {env['memory_gib']:.0f} GiB",
         "command": results["command"],

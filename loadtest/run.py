@@ -1,5 +1,10 @@
 """The benchmark in one command: ``python -m loadtest.run`` (``--help`` lists every flag).
 
+With ``DATABASE_URL`` / ``REDIS_URL`` unset it runs under ``scripts/dev_services.py`` on embedded
+servers, as ``make run`` does (database ``shelf_bench``, Redis db 3). ``--quick`` runs every arm
+once for a few seconds on a small catalog of its own (a few minutes in all) and still writes the
+charts and ``benchmarks.md``, which then say they come from a quick run.
+
 It seeds the benchmark catalog in its own database when empty (timing the seed), then runs the arms
 one after another with the same workload, seed and duration, each against a fresh gunicorn started as
 ``scripts/run.sh`` starts it: the mixed workload warm, cold and with the cache off, then product
@@ -19,17 +24,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from . import arms, catalog, ceiling, environment, page_costs, report
+from . import arms, catalog, ceiling, embedded, environment, page_costs, report
 from .profile import profile_hit_path
 from .server import ROOT
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/shelf_bench"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
+BENCH_DATABASE = "shelf_bench"
+QUICK_DATABASE = "shelf_bench_quick"  # its own, smaller catalog: a full run never measures the quick one
+BENCH_REDIS_DB = "3"
+
+QUICK = {
+    "duration": 10,
+    "rounds": 1,
+    "settle": 1.0,
+    "warm_max": 30,
+    "process_warmup": 5,
+    "profile_seconds": 0,
+    "products": 2_000,
+    "reviews": 20_000,
+}
+"""``--quick``: every arm once, briefly, on a small catalog; a few minutes, and the report says so.
+Flags given explicitly still win."""
 
 
 def say(message: str) -> None:
@@ -43,13 +64,21 @@ def parser() -> argparse.ArgumentParser:
     where = p.add_argument_group("servers")
     where.add_argument(
         "--database-url",
-        default=env("SHELF_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        help="benchmark database, created if missing (env SHELF_BENCH_DATABASE_URL)",
+        default=env("SHELF_BENCH_DATABASE_URL"),
+        help="benchmark database, created if missing (env SHELF_BENCH_DATABASE_URL; default: database "
+        f"{BENCH_DATABASE} on DATABASE_URL's server, or on an embedded PostgreSQL when that is unset)",
     )
     where.add_argument(
         "--redis-url",
-        default=env("SHELF_BENCH_REDIS_URL") or DEFAULT_REDIS_URL,
-        help="Redis db for the app, cache purged between arms (env SHELF_BENCH_REDIS_URL)",
+        default=env("SHELF_BENCH_REDIS_URL"),
+        help="Redis db for the app, cache purged between arms (env SHELF_BENCH_REDIS_URL; default: db "
+        f"{BENCH_REDIS_DB} on REDIS_URL's server, or on an embedded Valkey when that is unset)",
+    )
+    where.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few minutes: every arm once for 10 s on a 2,000-product catalog (its own database); "
+        "the report says it is a quick run",
     )
     where.add_argument("--keep-rate-limits", action="store_true", help="keep the app's per-client budgets")
     seeding = p.add_argument_group("catalog (seeded only when the database is empty)")
@@ -110,6 +139,21 @@ def options_record(opts: argparse.Namespace) -> dict:
     return {key: str(value) if isinstance(value, Path) else value for key, value in vars(opts).items()}
 
 
+def with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=path))
+
+
+def resolve_servers(opts: argparse.Namespace, environ: dict[str, str]) -> bool:
+    """Fill in the URLs not given, from DATABASE_URL / REDIS_URL's servers; False if one is unset
+    (then the run must go under scripts/dev_services.py, which starts embedded servers for it)."""
+    database = QUICK_DATABASE if opts.quick else BENCH_DATABASE
+    if not opts.database_url and environ.get("DATABASE_URL"):
+        opts.database_url = with_path(environ["DATABASE_URL"], "/" + database)
+    if not opts.redis_url and environ.get("REDIS_URL"):
+        opts.redis_url = with_path(environ["REDIS_URL"], "/" + BENCH_REDIS_DB)
+    return bool(opts.database_url and opts.redis_url)
+
+
 def run(opts: argparse.Namespace) -> Path:
     results_dir = ROOT / opts.results_dir / datetime.now().strftime("%Y%m%d-%H%M%S")
     results_dir.mkdir(parents=True)
@@ -122,6 +166,7 @@ def run(opts: argparse.Namespace) -> Path:
     opts.catalog_size = catalog.export_active_ids(opts.database_url, opts.ids_file)
     results = {
         "command": " ".join(["python -m loadtest.run", *sys.argv[1:]]),
+        "quick": opts.quick,
         "options": options_record(opts),
         "environment": environment.describe(opts.database_url, opts.redis_url),
         "catalog": seeded.as_dict(),
@@ -182,8 +227,23 @@ def save(results: dict, results_dir: Path) -> None:
     (results_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
 
+def stop_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (dev_services passing on a Ctrl-C or a stop) unwinds like Ctrl-C: the arm's server stops."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    argv = sys.argv[1:] if argv is None else argv
     opts = parser().parse_args(argv)
+    if opts.quick:
+        quick = parser()
+        quick.set_defaults(**QUICK)
+        opts = quick.parse_args(argv)
+    if not resolve_servers(opts, dict(os.environ)):
+        embedded.rerun_on_embedded_servers(
+            "loadtest.run", argv, QUICK_DATABASE if opts.quick else BENCH_DATABASE
+        )
     unknown = set(opts.arms.split(",")) - set(arms.ARMS)
     if unknown:
         parser().error(f"unknown arms: {', '.join(sorted(unknown))}; choose from {', '.join(arms.ARMS)}")

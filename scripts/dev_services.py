@@ -2,10 +2,11 @@
 
 Usage (from the repository root, with the venv's Python):
 
-    python scripts/dev_services.py run [--database NAME] -- CMD [ARGS...]
+    python scripts/dev_services.py run [--database NAME] [--service] -- CMD [ARGS...]
         Start whichever embedded server is needed (PostgreSQL when DATABASE_URL is unset, Valkey when
         REDIS_URL is unset), run CMD with DATABASE_URL / REDIS_URL exported, stop the servers when CMD
-        exits or on SIGINT/SIGTERM, and exit with CMD's exit code.
+        exits or on SIGINT/SIGTERM, and exit with CMD's exit code. With --service (``make run``),
+        CMD serves until stopped: a stop by Ctrl-C or a signal is its normal end, said so, exit 0.
     python scripts/dev_services.py ensure-db    Create the database DATABASE_URL names if it is missing.
     python scripts/dev_services.py status       Show the embedded servers running in the data folder.
     python scripts/dev_services.py stop         Stop embedded servers left running (e.g. after a crash).
@@ -22,8 +23,18 @@ form. Why not the packages' own Python APIs:
   ``__del__``), and a start after a crash launches a second server, leaving the first one orphaned.
 
 Here every ``run`` registers its pid under a lock in ``services.json``; the last one to leave stops
-the servers. A server left behind by a killed ``run`` is found again (postmaster.pid / valkey.pid plus
-a live TCP port), adopted by the next ``run`` and stopped when that one ends, or by ``stop``.
+the servers. It also records its command and the URLs it exported there, so that a ``flask --app api``
+command in another shell finds ``make run``'s servers by itself (``api/local_servers.py``). A server
+left behind by a killed ``run`` is found again (postmaster.pid / valkey.pid plus a live TCP port),
+adopted by the next ``run`` and stopped when that one ends, or by ``stop``.
+
+``make run`` and Ctrl-C: the terminal sends SIGINT to its whole foreground process group, make
+included, and make then dies by that signal whatever its recipe does ("make: *** ... Error 130").
+So with --service and a terminal, ``run`` moves itself and CMD into a process group of their own and
+makes it the terminal's foreground group: Ctrl-C reaches them and not make, which sees a clean exit
+0. A SIGINT sent to make's own pid is not passed on by make; ``run`` notices it (make resets its
+SIGINT handler to the default, visible in /proc) and stops as for Ctrl-C; make still ends by its
+signal then.
 
 PostgreSQL refuses to run as root: as root the server runs as the system user ``pgserver`` (the same
 user the pgserver package creates), created with useradd if missing; the PostgreSQL data folder is
@@ -156,6 +167,7 @@ class State:
             self.data = {}
         self.data.setdefault("clients", {})
         self.data.setdefault("ports", {})
+        self.data.setdefault("commands", {})
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -170,6 +182,14 @@ class State:
 
     def add_client(self, name: str, pid: int) -> None:
         self.data["clients"][name] = [*self.clients(name), pid]
+
+    def add_command(self, pid: int, argv: list[str], exports: dict[str, str]) -> None:
+        """Record what ``pid`` runs and the URLs it got, for a CLI in another shell (api.local_servers)."""
+        live = {key: entry for key, entry in self.data["commands"].items() if pid_alive(int(key))}
+        self.data["commands"] = {**live, str(pid): {"argv": argv, "exports": exports}}
+
+    def remove_command(self, pid: int) -> None:
+        self.data["commands"].pop(str(pid), None)
 
     def remove_client(self, name: str, pid: int) -> list[int]:
         self.data["clients"][name] = [p for p in self.clients(name) if p != pid]
@@ -550,6 +570,7 @@ def acquire(root: Path, names: list[str]) -> list[Postgres | Valkey]:
 def release(root: Path, servers: list[Postgres | Valkey]) -> None:
     """Unregister this process; stop each server nobody else uses any more."""
     with locked_state(root) as state:
+        state.remove_command(os.getpid())
         for server in servers:
             others = state.remove_client(server.name, os.getpid())
             if others:
@@ -597,11 +618,69 @@ def _parent_death_signal() -> Callable[[], object] | None:
     return lambda: prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
-def run_command(cmd: list[str], env: dict[str, str]) -> int:
-    """Run ``cmd``; forward signals to it; return its exit code (128+N when killed by signal N)."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOPPED_CODES = {0, *(128 + sig for sig in STOP_SIGNALS)}
+"""CMD's exit codes after a stop we passed on: the stop worked (``--service``)."""
+
+
+def catches(pid: int, sig: signal.Signals) -> bool | None:
+    """Whether ``pid`` has a handler for ``sig`` (Linux /proc); None where that cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return None
+
+
+def parent_is_make(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in ("make", "gmake")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def sigttou_ignored() -> Iterator[None]:
+    """tcsetpgrp from a background group stops the caller with SIGTTOU unless it is ignored."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+def take_terminal() -> int | None:
+    """Make a new process group of ours the terminal's foreground group; the group it had, or None."""
+    try:
+        if not os.isatty(0) or os.tcgetpgrp(0) != os.getpgrp():
+            return None
+        previous = os.getpgrp()
+        os.setpgid(0, 0)
+        with sigttou_ignored():
+            os.tcsetpgrp(0, os.getpgrp())
+    except OSError:
+        return None
+    return previous
+
+
+def give_back_terminal(previous: int | None) -> None:
+    if previous is not None:
+        with contextlib.suppress(OSError), sigttou_ignored():
+            os.tcsetpgrp(0, previous)
+
+
+def run_command(cmd: list[str], env: dict[str, str], watch_parent: bool = False) -> tuple[int, list[int]]:
+    """Run ``cmd``; forward signals to it; its exit code (128+N when killed by signal N) and the stop
+    signals received. With ``watch_parent``, a parent (make) that has just lost its SIGINT handler was
+    sent SIGINT, which it does not pass on: ``cmd`` gets one."""
     preexec = _parent_death_signal()
     child = subprocess.Popen(cmd, env=env, preexec_fn=preexec)  # noqa: S603, PLW1509 - the developer's command
     received: list[int] = []
+    parent = os.getppid()
+    parent_catches = watch_parent and parent_is_make(parent) and catches(parent, signal.SIGINT)
 
     def forward(signum: int, _frame: object) -> None:
         received.append(signum)
@@ -616,10 +695,19 @@ def run_command(cmd: list[str], env: dict[str, str]) -> int:
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(sig)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
-    code = child.wait()
-    return 128 - code if code < 0 else code
+    while True:
+        try:
+            code = child.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if parent_catches and not received and catches(parent, signal.SIGINT) is False:
+                log("make was sent SIGINT; stopping")
+                received.append(signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signal.SIGINT)
+    return (128 - code if code < 0 else code), received
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -631,8 +719,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name, var in (("postgres", "DATABASE_URL"), ("valkey", "REDIS_URL"))
         if not os.environ.get(var)
     ]
-    if not names:
+    if not names and not args.service:
         os.execvp(cmd[0], cmd)  # noqa: S606 - both servers are external: nothing to manage
+    stopped = ""
 
     def interrupted(signum: int, _frame: object) -> None:
         raise Interrupted(signum)
@@ -642,18 +731,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     root = data_root()
     servers: list[Postgres | Valkey] = []
+    terminal = take_terminal() if args.service else None
     try:
         servers = acquire(root, names)
-        env = dict(os.environ)
+        exports = {}
         for server in servers:
             if isinstance(server, Postgres):
-                env["DATABASE_URL"] = server.url(args.database)
+                exports["DATABASE_URL"] = server.url(args.database)
             else:
-                env["REDIS_URL"] = server.url()
-        return run_command(cmd, env)
+                exports["REDIS_URL"] = server.url()
+        with locked_state(root) as state:
+            state.add_command(os.getpid(), cmd, exports)
+        code, received = run_command(cmd, {**os.environ, **exports}, watch_parent=args.service)
+        if args.service and received and code in STOPPED_CODES:
+            stopped = signal.Signals(received[0]).name
+            code = 0
+        return code
     except Interrupted as exc:
         signum = exc.args[0]
         log(f"{signal.Signals(signum).name} before the command started")
+        if args.service:
+            stopped = signal.Signals(signum).name
+            return 0
         return 128 + signum
     finally:
         # Keep the handlers installed (run_command's forward() or interrupted()) but make a late
@@ -662,6 +761,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_IGN)
         if servers:
             release(root, servers)
+        give_back_terminal(terminal)
+        if stopped:
+            log(f"stopped cleanly on {stopped}: the command and the embedded servers are down (exit 0)")
 
 
 def cmd_status(_args: argparse.Namespace) -> int:
@@ -758,6 +860,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the needed embedded servers, run CMD, stop them")
     run.add_argument("--database", default="shelf", help="database named in the exported DATABASE_URL")
+    run.add_argument(
+        "--service", action="store_true", help="CMD serves until stopped: a stop by signal exits 0"
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     run.set_defaults(func=cmd_run)
     ensure = sub.add_parser("ensure-db", help="create DATABASE_URL's database if it is missing")

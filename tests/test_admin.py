@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.http import parse_options_header
+
 from api import caching
 from tests.factories import make_category, make_product
 
@@ -52,7 +56,7 @@ def test_purge_rejects_unknown_resources(client, auth):
 def test_cli_purge_and_drain(app, runner, client, engine):
     product = make_product(engine, make_category(engine))
     read_twice(client, f"/v1/products/{product.id}")
-    result = runner.invoke(args=["cache", "purge", "--resource", "product"])
+    result = runner.invoke(args=["cache", "purge", "--resource", "product", "--yes"])
     assert result.exit_code == 0 and "deleted 1 entries" in result.output
     result = runner.invoke(args=["cache", "drain"])
     assert result.exit_code == 0 and "applied 0 pending invalidations" in result.output
@@ -67,6 +71,22 @@ def test_metrics_expose_cache_counters_in_prometheus_format(client, engine):
     text = response.get_data(as_text=True)
     assert 'shelf_cache_hits_total{resource="product"} 1.0' in text
     assert "shelf_cache_breaker_state 0.0" in text
+
+
+def test_metrics_send_prometheus_content_type_once_and_parse(client, engine):
+    product = make_product(engine, make_category(engine))
+    read_twice(client, f"/v1/products/{product.id}")
+    response = client.get("/metrics")
+    header = response.headers.getlist("Content-Type")
+    assert header == [CONTENT_TYPE_LATEST]
+    _mimetype, params = parse_options_header(header[0])
+    names = [part.split("=")[0].strip() for part in header[0].split(";")[1:]]
+    assert sorted(names) == sorted(set(names)) and params == {"version": "1.0.0", "charset": "utf-8"}
+    families = {
+        family.name: family for family in text_string_to_metric_families(response.get_data(as_text=True))
+    }
+    hits = [s for s in families["shelf_cache_hits"].samples if s.labels == {"resource": "product"}]
+    assert [s.value for s in hits if s.name == "shelf_cache_hits_total"] == [1.0]
 
 
 def test_metrics_count_sql_statements(client, engine):

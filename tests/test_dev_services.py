@@ -8,6 +8,7 @@ crashed run left behind are picked up and stopped, with no process left over.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -17,9 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -227,12 +230,8 @@ def signal_session(sid: int, sig: signal.Signals) -> list[str]:
     return sent
 
 
-def start_stack(
-    data_dir: Path, shims: Path | None = None, **env_changes: str
-) -> tuple[subprocess.Popen, int, Path]:
-    """What `make run` runs (scripts/run.sh under dev_services), on a free port, with the commands in
-    ``shims`` first on PATH; returns the process, the port and the log."""
-    port = free_port()
+def stack_env(data_dir: Path, port: int, shims: Path | None = None) -> dict[str, str]:
+    """A new shell's environment (no DATABASE_URL / REDIS_URL) for a small stack in ``data_dir``."""
     path = [*([str(shims)] if shims else []), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SHELF_API_TOKENS")}
     env.update(
@@ -244,11 +243,20 @@ def start_stack(
         PATH=os.pathsep.join(path),
         PYTHONFAULTHANDLER="1",  # a SIGABRT makes any of its Python processes print every thread's stack
     )
-    env.update(env_changes)
+    return env
+
+
+def start_stack(
+    data_dir: Path, shims: Path | None = None, **env_changes: str
+) -> tuple[subprocess.Popen, int, Path]:
+    """What `make run` runs (scripts/run.sh under dev_services), on a free port, with the commands in
+    ``shims`` first on PATH; returns the process, the port and the log."""
+    port = free_port()
+    env = {**stack_env(data_dir, port, shims), **env_changes}
     log = data_dir / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(SCRIPT), "run", "--", "bash", "scripts/run.sh"],
+            [sys.executable, str(SCRIPT), "run", "--service", "--", "bash", "scripts/run.sh"],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -305,7 +313,7 @@ def test_make_run_stack_serves_the_api_and_stops_cleanly(data_dir):
         assert {"bash"} <= names and len(session_processes(proc.pid)) >= 4  # dev_services, run.sh, web, rq
     finally:
         code = stop_stack(proc, log)
-    assert code == 128 + signal.SIGTERM, log.read_text()
+    assert code == 0 and "stopped cleanly on SIGTERM" in log.read_text(), log.read_text()
     assert_all_stopped(proc, data_dir, port)
 
 
@@ -358,7 +366,7 @@ def test_make_run_keeps_serving_while_the_queue_redis_is_away(data_dir, queue_re
         assert proc.poll() is None and "stopping the rest" not in log.read_text(), log.read_text()
     finally:
         code = stop_stack(proc, log)
-    assert code == 128 + signal.SIGTERM, log.read_text()
+    assert code == 0 and "stopped cleanly on SIGTERM" in log.read_text(), log.read_text()
     assert_all_stopped(proc, data_dir, port)
 
 
@@ -378,7 +386,7 @@ def test_a_process_that_ignores_the_stop_is_killed_with_its_children(data_dir, t
     finally:
         code = stop_stack(proc, log, timeout=40)
     text = log.read_text()
-    assert code == 128 + signal.SIGTERM, text
+    assert code == 0 and "stopped cleanly on SIGTERM" in text, text
     assert "run.sh: rq worker (pid " in text and "still running 2s after SIGTERM; killing it" in text, text
     assert_all_stopped(proc, data_dir, port)
 
@@ -406,3 +414,71 @@ def assert_all_stopped(proc: subprocess.Popen, data_dir: Path, port: int) -> Non
     assert left == []
     assert server_processes(data_dir) == []
     assert port_closed(port)
+
+
+@contextlib.contextmanager
+def make_run(data_dir: Path) -> Iterator[tuple[subprocess.Popen, int, Path, int]]:
+    """The real `make run` (its install step skipped) with a terminal: a pty whose controlling side
+    is the test's, as a shell's is. Yields make, the port, the log and the pty's master end; kills
+    what is left if the test fails."""
+    port = free_port()
+    master, terminal = os.openpty()
+    log = data_dir / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            ["make", "--no-print-directory", "run", "RUN_STAMP=", f"BIN={Path(sys.executable).parent}"],  # noqa: S607
+            env=stack_env(data_dir, port),
+            cwd=ROOT,
+            stdin=terminal,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509 - the pty as controlling terminal
+        )
+    os.close(terminal)
+    try:
+        yield proc, port, log, master
+    finally:
+        if proc.poll() is None:
+            signal_session(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        os.close(master)
+
+
+def second_shell_cli(data_dir: Path, port: int, *args: str, answer: str = "") -> subprocess.CompletedProcess:
+    """``flask --app api ARGS`` as typed in another shell: no DATABASE_URL / REDIS_URL."""
+    command = [sys.executable, "-m", "flask", "--app", "api", *args]
+    env = stack_env(data_dir, port)
+    return subprocess.run(  # noqa: S603 - our own CLI
+        command, cwd=ROOT, env=env, input=answer, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_ctrl_c_stops_make_run_with_exit_0_and_a_second_shell_finds_its_servers(data_dir):
+    with make_run(data_dir) as (proc, port, log, master):
+        wait_until_serving(proc, port, log)
+        failed = second_shell_cli(data_dir, port, "jobs", "failed")
+        assert failed.returncode == 0 and "0 failed jobs" in failed.stdout, failed.stderr
+        purge = second_shell_cli(data_dir, port, "cache", "purge", answer="n\n")
+        valkey_port = json.loads((data_dir / "services.json").read_text())["ports"]["valkey"]
+        assert purge.returncode == 1 and "Aborted" in purge.stderr, purge.stderr
+        assert f"in redis://127.0.0.1:{valkey_port}/0 (the embedded server of `make run`" in purge.stderr
+        os.write(master, b"\x03")  # Ctrl-C, as typed: the terminal signals its foreground group
+        code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0 and "stopped cleanly on SIGINT" in text, text
+    assert "Error 130" not in text and "Interrupt" not in text, text
+    assert_all_stopped(proc, data_dir, port)
+    refused = second_shell_cli(data_dir, port, "jobs", "failed")
+    assert refused.returncode == 1 and "no `make run` is running" in refused.stderr, refused.stderr
+
+
+def test_sigint_to_make_own_pid_stops_everything(data_dir):
+    with make_run(data_dir) as (proc, port, log, _master):
+        wait_until_serving(proc, port, log)
+        proc.send_signal(signal.SIGINT)  # make itself passes it on to nobody
+        code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert "make was sent SIGINT; stopping" in text and "stopped cleanly on SIGINT" in text, text
+    assert code == -signal.SIGINT  # make always ends by the signal it was sent
+    assert_all_stopped(proc, data_dir, port)

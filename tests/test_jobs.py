@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -418,8 +419,35 @@ def test_views_are_counted_in_process_and_feed_the_popular_warm(queue_app, clien
 
         summary = warm("popular", limit=2)
     assert summary["products"] == 2 and summary["stored"] == 2
+    assert summary["note"] == "2 most viewed, then 0 most reviewed"
     assert client.get(f"/v1/products/{products[1].id}").headers["X-Cache"] == "HIT"
     assert client.get(f"/v1/products/{products[0].id}").headers["X-Cache"] == "MISS"
+
+
+def test_a_popular_warm_tops_few_views_up_with_the_most_reviewed_and_says_so(
+    queue_app, client, engine, auth, queue_redis
+):
+    products = make_products(engine, make_category(engine), 4)
+    for _ in range(2):
+        client.get(f"/v1/products/{products[3].id}")
+    assert queue_app.extensions["shelf.views"].flush() == 1
+    review = {"rating": 4, "title": "t", "author": "a"}
+    assert client.post(f"/v1/products/{products[1].id}/reviews", json=review, headers=auth).status_code == 201
+    queue_app.extensions["shelf.region"].purge(None)
+    with queue_app.app_context():
+        from jobs.warming import warm
+
+        summary = warm("popular", limit=3)
+        everything = warm("popular", limit=50)
+    assert summary["products"] == 3 and summary["stored"] == 3
+    assert summary["note"] == "1 most viewed, then 2 most reviewed"
+    cached = [client.get(f"/v1/products/{p.id}").headers["X-Cache"] for p in products]
+    assert cached[3] == cached[1] == "HIT"  # the viewed one, then the reviewed one
+    assert everything["products"] == everything["stored"] == 4
+    assert (
+        everything["note"]
+        == "1 most viewed, then 3 most reviewed; the catalog has no more than 4 active products"
+    )
 
 
 def test_warm_on_start_queues_once(settings, queue_app, queue_redis):
@@ -536,3 +564,27 @@ def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queu
         "drain_outbox",
         "send_recomputes",
     ]
+
+
+def test_cli_recompute_follows_its_job_until_the_worker_has_run_it(queue_app, engine, queue_redis):
+    """Long CLI work shows progress: a queued recompute is followed (state, time) until it ends."""
+    make_products(engine, make_category(engine), 3)
+    outcome = {}
+    cli = threading.Thread(
+        target=lambda: outcome.update(
+            result=queue_app.test_cli_runner().invoke(args=["aggregates", "recompute"])
+        )
+    )
+    cli.start()
+    deadline = time.monotonic() + 10
+    while not queued(queue_redis) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the CLI shows the job waiting first
+    run_worker(queue_redis)
+    cli.join(30)
+    result = outcome["result"]
+    assert result.exit_code == 0, result.output
+    assert "recompute_all: queued" in result.output and "recompute_all: finished" in result.output
+    assert "finished: {'products_changed'" in result.output
+    queued_only = queue_app.test_cli_runner().invoke(args=["aggregates", "recompute", "--no-wait"])
+    assert queued_only.exit_code == 0 and "follow it at /v1/jobs/" in queued_only.output

@@ -84,7 +84,19 @@ def test_a_price_change_names_price_pages_and_every_filtered_page_but_no_other_u
     tags = write_tags(before, after)
     assert set(tags) == {"all", "kitchen", "home"}
     columns = {(tag.split(".")[0], tag.split(".")[1]) for tag in tags["all"]}
-    assert columns == {("u", "price"), ("f", "price"), ("f", "name"), ("f", "rating"), ("f", "newest")}
+    assert columns == {
+        ("u", "price"), ("f", "price"), ("f", "name"), ("f", "rating"), ("f", "rating_up"), ("f", "newest"),
+    }  # fmt: skip
+
+
+def test_a_first_rating_names_the_unrated_end_of_the_ascending_order_and_the_new_value():
+    before, after = listing(rating=Decimal("0.00")), listing(rating=Decimal("4.50"))
+    named = write_tags(before, after)["all"]
+    top = 2 ** list_deps.DEPTH["rating_up"] - 1
+    assert bucket("rating_up", list_deps.rating_up(Decimal("0.00"))) == top  # after every rated value
+    assert list_deps._tag("u", "rating_up", 0, top) in named
+    assert list_deps._tag("u", "rating_up", 0, bucket("rating_up", Decimal("4.50"))) in named
+    assert list_deps._tag("u", "rating", 0, 0) in named  # -rating keeps them last by their 0
 
 
 def test_a_move_names_only_the_scopes_it_left_and_entered():

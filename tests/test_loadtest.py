@@ -13,12 +13,14 @@ import csv
 import os
 import secrets
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
 from api.seed import seed_catalog
-from loadtest import report
+from loadtest import live, report
 from loadtest.arms import plateaued
 from loadtest.catalog import export_active_ids
 from loadtest.endpoints import PERSONA_ENDPOINTS
@@ -89,12 +91,16 @@ def server(settings, redis_client, engine, token, tmp_path):
         yield running
 
 
-def run_locust(base_url: str, ids_file: Path, token: str, out: Path) -> subprocess.CompletedProcess:
+def run_locust(
+    base_url: str, ids_file: Path | None, token: str, out: Path, **env_changes: str
+) -> subprocess.CompletedProcess:
     command = [venv_tool("locust"), "-f", "loadtest/locustfile.py", "--headless", "--only-summary"]
     command += ["-u", "12", "-r", "12", "-t", f"{SMOKE_SECONDS}s", "--host", base_url, "--csv", str(out)]
-    command += ["--catalog-size", "300", "--ids-file", str(ids_file), "--write-share", "0.1"]
+    if ids_file is not None:
+        command += ["--catalog-size", "300", "--ids-file", str(ids_file)]
+    command += ["--write-share", "0.1"]
     command += ["--check-every", "1", "--shopper-weight", "2", "--browser-weight", "2", "--seed", "7"]
-    env = {**os.environ, "SHELF_BENCH_TOKEN": token}
+    env = {**os.environ, "SHELF_BENCH_TOKEN": token, **env_changes}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # noqa: S603
 
 
@@ -130,3 +136,74 @@ def test_every_persona_runs_without_failures(server, settings, token, tmp_path):
     for persona, endpoints in PERSONA_ENDPOINTS.items():
         for name in endpoints:
             assert int(stats.get(name, {}).get("Request Count", 0)) > 0, f"{persona} never sent {name}"
+
+
+def test_without_ids_the_suite_reads_the_active_products_from_the_database(server, settings, token, tmp_path):
+    """What `locust -f loadtest/locustfile.py --host ...` does next to `make run`: no 404s from
+    guessed ids (the seeded catalog has inactive products)."""
+    result = run_locust(server.base_url, None, token, tmp_path / "live", DATABASE_URL=settings.database_url)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (tmp_path / "live_stats.csv").open() as handle:
+        stats = {row["Name"]: row for row in csv.DictReader(handle)}
+    assert int(stats["Aggregated"]["Request Count"]) > 0
+    assert int(stats["Aggregated"]["Failure Count"]) == 0, (tmp_path / "live_failures.csv").read_text()
+    active = live.active_ids(settings.database_url)
+    assert f"{len(active)} active products in the database" in result.stderr
+    assert 0 < len(active) < 300
+
+
+@pytest.fixture
+def throttled(make_app):
+    """A server with make run's default read budget (1,200 a minute per client)."""
+    app = make_app(rate_limit_reads="1200/minute")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join(10)
+    server.server_close()
+
+
+def test_a_server_whose_read_budget_would_throttle_the_test_is_refused_with_the_fix(
+    throttled, token, tmp_path
+):
+    assert live.read_budget(throttled) == (1200, 60)
+    result = run_locust(throttled, None, token, tmp_path / "limited", SHELF_BENCH_CATALOG_SIZE="10")
+    assert result.returncode != 0
+    assert "allows 1200 reads per 60 s per client" in result.stderr
+    assert "SHELF_RATE_LIMITS_ENABLED=false make run" in result.stderr
+    stats = tmp_path / "limited_stats.csv"
+    assert not stats.exists() or "/v1/products" not in stats.read_text()  # refused before any load
+
+
+def test_the_budget_check_passes_an_unlimited_or_generous_server(make_app, server):
+    assert live.budget_refusal(server.base_url) is None  # 1,000,000 a minute
+    assert live.read_budget(server.base_url) == (1_000_000, 60)
+
+
+def test_without_database_url_or_make_run_the_suite_says_how_to_name_the_catalog(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SHELF_DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="no `make run` is running .* --ids-file"):
+        live.database_url()
+
+
+def test_the_benchmark_uses_the_named_servers_own_databases_or_asks_for_embedded_ones():
+    from loadtest import run as bench
+
+    named = {
+        "DATABASE_URL": "postgresql://u@db.example:5433/shelf",
+        "REDIS_URL": "redis://cache.example:6380/0",
+    }
+    opts = bench.parser().parse_args([])
+    assert bench.resolve_servers(opts, named)
+    assert (opts.database_url, opts.redis_url) == (
+        "postgresql://u@db.example:5433/shelf_bench",
+        "redis://cache.example:6380/3",
+    )
+    quick = bench.parser().parse_args(["--quick"])
+    assert bench.resolve_servers(quick, named) and quick.database_url.endswith("/shelf_bench_quick")
+    given = bench.parser().parse_args(["--database-url", "postgresql://u@h/x", "--redis-url", "redis://h/5"])
+    assert bench.resolve_servers(given, {}) and given.database_url == "postgresql://u@h/x"
+    assert not bench.resolve_servers(bench.parser().parse_args([]), {})  # unset: run on embedded servers

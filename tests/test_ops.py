@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 
@@ -96,6 +97,18 @@ def test_openapi_documents_every_endpoint_and_problem_errors(client):
     assert post["security"] == [{"bearerAuth": []}]
     assert "application/problem+json" in spec["components"]["responses"]["NOT_FOUND"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_docs_page_loads_swagger_ui_from_the_app_itself(client):
+    page = client.get("/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(assets)
+    for path in assets:  # nothing from another host: the page works offline
+        response = client.get(path)
+        body = response.get_data()
+        response.close()  # a file response: close it, as a server would
+        assert response.status_code == 200 and len(body) > 1000, path
+        assert response.mimetype in ("text/javascript", "application/javascript", "text/css"), path
 
 
 @pytest.fixture

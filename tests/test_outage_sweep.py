@@ -50,6 +50,7 @@ def bodies(category_slug: str) -> dict[tuple[str, str], dict]:
 def calls(app, product_id: int, category_slug: str) -> list[tuple[str, str, str]]:
     """(method, rule, path) for every route and method of the app; deletions last."""
     values = {"product_id": product_id, "slug": category_slug, "job_id": "sweep-job", "filename": "x.css"}
+    values["review_id"] = 1
     found = []
     for rule in app.url_map.iter_rules():
         path = rule.build({name: values[name] for name in rule.arguments}, append_unknown=False)[1]

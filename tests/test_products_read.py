@@ -100,6 +100,18 @@ def test_rating_sort_orders_by_average(client, engine, category, auth):
     assert [p["rating"]["average"] for p in items] == [5.0, 4.0, 3.0, 1.0]
 
 
+def test_unrated_products_come_last_in_both_rating_orders(client, engine, category, auth):
+    unrated = make_products(engine, category, 3)
+    rated = make_products(engine, category, 3)
+    for stars, product in zip([2, 5, 4], rated, strict=True):
+        review = {"rating": stars, "title": "ok", "author": "a"}
+        assert client.post(f"/v1/products/{product.id}/reviews", json=review, headers=auth).status_code == 201
+    for sort, averages in (("rating", [2.0, 4.0, 5.0]), ("-rating", [5.0, 4.0, 2.0])):
+        items = _all_pages(client, f"sort={sort}&limit=2")  # the unrated end crosses a page boundary
+        assert [p["rating"]["average"] for p in items] == [*averages, None, None, None], sort
+        assert sorted(p["id"] for p in items[3:]) == sorted(p.id for p in unrated)
+
+
 def test_keyset_pages_are_stable_under_concurrent_inserts(client, engine, category):
     originals = make_products(engine, category, 10)
     first = client.get("/v1/products?sort=newest&limit=4").get_json()

@@ -30,6 +30,23 @@ def test_posting_reviews_updates_the_product_rating(client, auth, product):
     assert summary["average"] == round(sum(ratings) / len(ratings), 2)
 
 
+def test_a_new_review_location_answers_with_that_review(client, auth, engine, product):
+    created = post_review(client, auth, product.id, 4)
+    location = created.headers["Location"]
+    assert location == f"/v1/products/{product.id}/reviews/{created.get_json()['id']}"
+    response = client.get(location)
+    assert response.status_code == 200 and response.get_json() == created.get_json()
+    assert response.headers["ETag"] == created.headers["ETag"]
+    other = make_product(engine, make_category(engine))
+    for path in (
+        f"/v1/products/{other.id}/reviews/{created.get_json()['id']}",
+        f"{location}0",
+        f"/v1/products/{product.id}/reviews/-1",
+    ):
+        missing = client.get(path)
+        assert missing.status_code == 404 and missing.mimetype == "application/problem+json", path
+
+
 def test_reviews_list_newest_first_across_pages(client, auth, product):
     ids = [post_review(client, auth, product.id, 4).get_json()["id"] for _ in range(7)]
     seen, cursor = [], None

@@ -248,7 +248,7 @@ def test_cli_refuses_a_catalog_with_data_and_names_reset(runner, engine):
 def test_cli_reset_replaces_the_catalog(runner, engine):
     make_category(engine)
 
-    result = runner.invoke(args=["seed", "--products", "20", "--reviews", "50", "--reset"])
+    result = runner.invoke(args=["seed", "--products", "20", "--reviews", "50", "--reset", "--yes"])
 
     assert result.exit_code == 0, result.output
     assert counts(engine)["products"] == 20

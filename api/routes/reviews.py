@@ -51,5 +51,15 @@ class ProductReviews(MethodView):
         product = service.get_product(session, product_id)
         review = service.add_review(session, product, data)
         session.commit()
-        location = url_for("reviews.ProductReviews", product_id=product.id)
+        location = url_for("reviews.ProductReview", product_id=product.id, review_id=review.id)
         return send(render(REVIEW, review), 201, {"Location": location})
+
+
+@blp.route("/<int(signed=True):product_id>/reviews/<int(signed=True):review_id>")
+class ProductReview(MethodView):
+    @blp.response(200, schemas.ReviewSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, product_id, review_id):
+        """One review of an active product (where a new review's Location points)."""
+        review = service.get_review(db.session(), product_id, review_id)
+        return send(render(REVIEW, review), 200)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from ..list_deps import listing
+from ..list_deps import UNRATED_LAST, listing, rating_up
 from ..models import Product, ProductRatingSummary, Review
 from . import effects
 from .categories import get_category_by_slug, subtree_ids
@@ -23,12 +23,15 @@ from .constraints import flush_or_raise
 from .errors import InvalidInput, NotFound
 from .slugs import slugify
 
+RATING_UP = case((ProductRatingSummary.average == 0, UNRATED_LAST), else_=ProductRatingSummary.average)
+"""The ascending rating order's column: unrated products (average 0) last (``list_deps.rating_up``)."""
+
 # sort name -> (column, descending)
 SORT_COLUMNS = {
     "name": (Product.name, False),
     "price": (Product.price, False),
     "-price": (Product.price, True),
-    "rating": (ProductRatingSummary.average, False),
+    "rating": (RATING_UP, False),
     "-rating": (ProductRatingSummary.average, True),
     "newest": (Product.created_at, True),
 }
@@ -112,6 +115,8 @@ def _filtered(db: Session, query: dict) -> Select:
 
 def sort_value(sort: str, product: Product) -> object:
     """``product``'s value of the column ``sort`` orders by."""
+    if sort == "rating":
+        return rating_up(product.rating.average)
     return {
         "name": lambda: product.name,
         "price": lambda: product.price,
@@ -126,7 +131,7 @@ def sort_key(sort: str, product: Product) -> list:
         "name": product.name,
         "price": str(product.price),
         "-price": str(product.price),
-        "rating": str(product.rating.average),
+        "rating": str(rating_up(product.rating.average)),
         "-rating": str(product.rating.average),
         "newest": product.created_at.isoformat(),
     }[sort]
@@ -186,6 +191,15 @@ def add_review(db: Session, product: Product, data: dict) -> Review:
     db.add(review)
     flush_or_raise(db)
     effects.review_added(db, product.id, product.category_id)
+    return review
+
+
+def get_review(db: Session, product_id: int, review_id: int) -> Review:
+    """One review of an active product."""
+    get_product(db, product_id)
+    review = db.get(Review, review_id) if 0 < review_id <= MAX_ID else None
+    if review is None or review.product_id != product_id:
+        raise NotFound(f"review {review_id} of product {product_id} not found")
     return review
 
 

@@ -49,7 +49,7 @@ def assert_problem(response, status: int, field: str, location: str = "json") ->
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
-    assert body["status"] == status and body["type"] == "/problems/validation"
+    assert body["status"] == status and body["type"] == "about:blank"
     assert {"field": field, "in": location} in [{"field": e["field"], "in": e["in"]} for e in body["errors"]]
     return body
 
