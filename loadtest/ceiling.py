@@ -150,7 +150,7 @@ def run_arm(arm: CeilingArm, server_name: str, opts, base_env: dict[str, str], o
 def warm_redis(env: dict[str, str]) -> None:
     """Purge, then cache every product: the cached arms only read, so one warm serves a round's
     arms on both servers (each arm's wrk warm-up then fills that server's near caches)."""
-    flask(["cache", "purge"], env)
+    flask(["cache", "purge", "--yes"], env)  # the CLI asks before it deletes
     flask(["cache", "warm", "--scope", "all", "--sync"], env)
 
 

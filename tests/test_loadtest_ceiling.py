@@ -64,3 +64,8 @@ def test_without_wrk_the_ceiling_is_skipped_and_says_why(tmp_path, monkeypatch, 
     assert "wrk is not installed" in skipped["skipped"]
     assert "ceiling: SKIPPED, wrk is not installed" in capsys.readouterr().err
     assert "Not run: wrk is not installed" in ceiling.markdown(skipped)
+
+
+def test_a_rounds_warm_runs_the_cli_without_stopping_at_a_question(settings, redis_client):
+    """``cache purge`` asks before it deletes; the rounds' warm answers for itself or the run dies."""
+    ceiling.warm_redis(server_env(settings) | {"SHELF_ENV": "test"})
