@@ -23,8 +23,6 @@ rebuilds from the rows beneath.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 
 import redis
@@ -37,6 +35,7 @@ from jobs import queues
 
 from .config import Settings
 from .models import RecomputeRequest
+from .retries import BackgroundRetry
 from .services.effects import AGGREGATES, REVIEW, Change
 
 log = logging.getLogger("shelf.jobs")
@@ -47,7 +46,6 @@ JOBS = {
 }
 """By name, as rq takes them: ``jobs.aggregates`` imports the app, which imports this module."""
 REPLAY_BATCH = 200
-RETRY_SECONDS = 1.0
 
 
 def requests_for(change: Change) -> list[dict]:
@@ -72,7 +70,14 @@ class RecomputeRequests:
 
     def __init__(self, engine: Engine, connection: redis.Redis, settings: Settings):
         self.engine, self.connection, self.settings = engine, connection, settings
-        self._retrying = threading.Lock()
+        self._retry = BackgroundRetry(
+            "shelf-recompute-retry",
+            self.replay,
+            self.pending,
+            (redis.RedisError, SQLAlchemyError),
+            "recompute requests caught up: the queue is back",
+            log,
+        )
 
     def prepare(self, db: Session, change: Change) -> Callable[[], None] | None:
         requests = requests_for(change)
@@ -133,22 +138,7 @@ class RecomputeRequests:
 
     def retry_in_background(self) -> None:
         """Start (once per process) a thread that replays every second until nothing is left."""
-        if self._retrying.acquire(blocking=False):
-            threading.Thread(target=self._retry_loop, name="shelf-recompute-retry", daemon=True).start()
-
-    def _retry_loop(self) -> None:
-        try:
-            while True:
-                time.sleep(RETRY_SECONDS)
-                try:
-                    self.replay()
-                    if not self.pending():
-                        log.warning("recompute requests caught up: the queue is back")
-                        return
-                except (redis.RedisError, SQLAlchemyError):
-                    continue
-        finally:
-            self._retrying.release()
+        self._retry.start()
 
     def _enqueue(self, request: dict, delay: int) -> None:
         queues.enqueue_debounced(
