@@ -36,7 +36,7 @@ max_requests_jitter = max_requests // 10
 reuse_port = hasattr(socket, "SO_REUSEPORT")
 
 # The longest request line gunicorn reads (its maximum). The app's own bound on the path and query
-# string is lower (api.request_guards.MAX_TARGET_BYTES), so it answers over-long ones itself, with its
+# string is lower (api.guards.request_guards.MAX_TARGET_BYTES), so it answers over-long ones itself, with its
 # headers and log line; gunicorn answers only what is longer still, in problem+json as well.
 limit_request_line = 8190
 
@@ -111,7 +111,7 @@ def when_ready(server):
     """Say where Shelf listens, and queue a warm of the most read list pages and products once per
     start, so a fresh deploy is not cold (/readyz says "warming" until it has done enough)."""
     from api.background import warm_on_start
-    from api.config import Settings
+    from catalog.config import Settings
 
     if (address := _shared_port(server)) is not None:  # gunicorn's own line is dropped then
         host, port = address

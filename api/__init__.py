@@ -11,6 +11,11 @@ import os
 from flask import Flask
 
 from cache.backends.cluster import client_from_url
+from catalog.config import Settings
+from catalog.invalidation import Outbox
+from catalog.popularity import ViewTracker
+from catalog.readiness import WarmGate
+from catalog.replica import ReplicaReads
 
 from . import (
     background,
@@ -21,20 +26,15 @@ from . import (
     edge,
     errors,
     fast_path,
-    guard_rails,
+    guards,
     keep_alive,
     local_servers,
     metrics,
-    request_guards,
     request_log,
 )
 from .application import Shelf
-from .config import Settings
-from .invalidation import Outbox
+from .guards import request_guards
 from .openapi import OPENAPI_CONFIG, Api
-from .popularity import ViewTracker
-from .readiness import WarmGate
-from .replica import ReplicaReads
 from .routes import admin, categories, jobs, ops, products, reviews
 
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     keep_alive.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
     fast_path.init_app(app, settings)  # before the guard rails: it must sit inside their ProxyFix
-    guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
+    guards.init_app(app, settings)  # after metrics: it counts into the app's registry
     effects: list = []  # what every write's transaction records; run in this order after it commits
     db.init_app(app, settings, effects, registry)
     effects.append(background.init_app(app, settings, db.engine_of(app)))

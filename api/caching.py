@@ -40,15 +40,16 @@ from cache.keys import CacheKey
 from cache.metrics import Event, PrometheusMetrics
 from cache.refresh import BackgroundRefresher
 from cache.region import Region, Result, State
+from catalog import edge_tags
+from catalog.config import Settings
+from catalog.representations import Rendered
+from catalog.schemas import CACHE_RESOURCES
+from catalog.services.errors import NotFound
 
-from . import edge_tags, flask_cache, metrics
-from .config import Settings
+from . import flask_cache, metrics
 from .db import fill_reads
 from .errors import render as render_problem
 from .http import send
-from .representations import Rendered
-from .schemas import CACHE_RESOURCES
-from .services.errors import NotFound
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""
@@ -90,7 +91,7 @@ def serve(
 ) -> Response:
     """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404.
     With ``assemble``, what is cached is not the body but what the body is made from at each read;
-    ``shown`` names the edge tags (``api.edge_tags``) of the other entries an assembled body shows."""
+    ``shown`` names the edge tags (``catalog.edge_tags``) of the other entries an assembled body shows."""
 
     def creator() -> Payload:
         try:

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import Settings
+from catalog.config import Settings
 
 _PENDING = "shelf_after_commit"
 
@@ -85,7 +85,7 @@ def session() -> Session:
 
 @contextmanager
 def fill_reads() -> Iterator[None]:
-    """Inside, :func:`session` is a replica's when ``api.replica`` trusts one for a cache fill."""
+    """Inside, :func:`session` is a replica's when ``catalog.replica`` trusts one for a cache fill."""
     replica = current_app.extensions.get("shelf.replica")
     replica_session = replica.fill_session() if replica is not None else None
     if replica_session is None:

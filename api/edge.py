@@ -1,4 +1,4 @@
-"""Flask wiring of the edge caches: the purger (``api.edge_purge``) and the write's header.
+"""Flask wiring of the edge caches: the purger (``catalog.edge_purge``) and the write's header.
 
 A request whose writes left an edge purge unacknowledged answers with ``X-Edge-Purge: pending``
 (``done`` when every edge acknowledged); requests that purged nothing carry no such header.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from flask import Flask, Response
 from sqlalchemy.engine import Engine
 
-from .config import Settings
-from .edge_purge import EdgePurger, unacknowledged
+from catalog.config import Settings
+from catalog.edge_purge import EdgePurger, unacknowledged
 
 HEADER = "X-Edge-Purge"
 EXTENSION_KEY = "shelf.edge"

@@ -39,13 +39,15 @@ from dataclasses import dataclass
 from flask import Flask
 
 from cache.region import Region, Result
+from catalog import edge_tags
+from catalog.config import Settings
+from catalog.popularity import ViewTracker
+from catalog.services.products import MAX_ID
 
-from . import caching, edge_tags, rate_limits, request_log, security_headers
+from . import caching, request_log
 from .caching import HeaderPolicy, cache_headers
-from .config import Settings
+from .guards import rate_limits, security_headers
 from .http import JSON, client_has
-from .popularity import ViewTracker
-from .services.products import MAX_ID
 
 PRODUCT = re.compile(r"/v1/products/([1-9][0-9]{0,9})\Z")
 OK, NOT_MODIFIED = "200 OK", "304 NOT MODIFIED"  # as werkzeug spells them

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from catalog.queues import release_pending
+
 from . import context
-from .queues import release_pending
 
 
 def drain_outbox() -> dict:
@@ -15,7 +16,7 @@ def drain_outbox() -> dict:
         release_pending(job.connection, job)
     extensions = context.app().extensions
     applied = extensions["shelf.outbox"].drain()
-    edge = extensions.get("shelf.edge")  # edge purges not acknowledged yet (api.edge_purge)
+    edge = extensions.get("shelf.edge")  # edge purges not acknowledged yet (catalog.edge_purge)
     return {"applied": applied, "edge_purged": edge.drain() if edge is not None else 0}
 
 

@@ -18,16 +18,17 @@ from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import caching, pagination, popularity, product_pages, readiness
-from api.models import Category, Product, ProductRatingSummary
-from api.popularity import most_viewed
-from api.representations import REVIEW_PAGE, render, render_product
-from api.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
-from api.services import products as product_service
-from api.services.categories import get_category_by_slug, subtree_ids
+from api import caching
+from catalog import pagination, popularity, product_pages, readiness
+from catalog.models import Category, Product, ProductRatingSummary
+from catalog.popularity import most_viewed
+from catalog.queues import release_pending
+from catalog.representations import REVIEW_PAGE, render, render_product
+from catalog.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
+from catalog.services import products as product_service
+from catalog.services.categories import get_category_by_slug, subtree_ids
 
 from . import context
-from .queues import release_pending
 
 BATCH = 500
 START_PAGES = 200
@@ -140,7 +141,7 @@ def warm_page_queries(db: Session, region, app, queries: list[dict], shown: list
 
 
 def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
-    """The warm a starting API waits for (api.readiness): the most read first list pages, then the
+    """The warm a starting API waits for (catalog.readiness): the most read first list pages, then the
     most viewed products in batches, then the products those pages list (a page hit is assembled
     from its products' entries), reporting after each step the share of all recorded reads (page
     reads and product views) filled so far."""

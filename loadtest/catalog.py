@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 
 from .server import ROOT, flask
 

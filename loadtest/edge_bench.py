@@ -36,7 +36,7 @@ import redis
 import urllib3
 from sqlalchemy import create_engine, text
 
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 
 from . import catalog, environment, server, varnish
 

@@ -50,8 +50,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from api import create_app
-from api.config import Settings
-from jobs import context, queues
+from catalog import queues
+from catalog.config import Settings
+from jobs import context
 from loadtest import catalog, embedded
 from loadtest.workload import SORTS, Zipf
 
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         from sqlalchemy import func, select
 
         from api.db import session
-        from api.models import Category, Product
+        from catalog.models import Category, Product
 
         max_id = session().scalar(select(func.max(Product.id)))
         ids = list(session().scalars(select(Product.id).where(Product.is_active)))

@@ -54,7 +54,7 @@ stop() {
 banner() {
     local token="dev-token"
     if [[ -n "${SHELF_API_TOKENS:-}" ]]; then # the first token, parsed as the app parses it
-        token="$(python -c 'import os; from api.config import parse_tokens
+        token="$(python -c 'import os; from catalog.config import parse_tokens
 print(next(iter(parse_tokens(os.environ["SHELF_API_TOKENS"]).values())))')"
     fi
     cat <<EOF

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from sqlalchemy import text
 
-from api.services.aggregates import (
+from catalog.services.aggregates import (
     categories_affected,
     recompute_all,
     recompute_category_stats,

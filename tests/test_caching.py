@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import event, text
 
 from api import create_app
-from api.services import products as product_service
 from cache.api import CacheUnavailable
+from catalog.services import products as product_service
 from tests.cache.support import commands_sent
 from tests.conftest import _with_path
 from tests.factories import make_category, make_product, token

@@ -2,8 +2,8 @@
 
 import pytest
 
-from api.auth import client_for
-from api.config import DEV_TOKEN, ConfigError, Settings, parse_tokens
+from api.guards.auth import client_for
+from catalog.config import DEV_TOKEN, ConfigError, Settings, parse_tokens
 
 
 def test_development_defaults_work_without_any_variable():

@@ -27,9 +27,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from api import background, create_app
-from api.popularity import POPULARITY_KEY
-from api.services import aggregates
-from jobs import context, queues, warming
+from catalog import queues
+from catalog.popularity import POPULARITY_KEY
+from catalog.services import aggregates
+from jobs import context, warming
 from tests.factories import make_category, make_product, make_products
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from api import list_deps
-from api.list_deps import Listing, bucket, page_tags, write_tags
+from catalog import list_deps
+from catalog.list_deps import Listing, bucket, page_tags, write_tags
 
 
 def covered(nodes, depth) -> set[int]:

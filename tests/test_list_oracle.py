@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from api.schemas import SORTS
+from catalog.schemas import SORTS
 from tests.factories import make_category, make_product
 
 EXAMPLES = int(os.environ.get("SHELF_ORACLE_EXAMPLES", "12"))

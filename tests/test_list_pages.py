@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.services import products as product_service
+from catalog.services import products as product_service
 from tests.cache.support import commands_sent
 from tests.factories import make_category, make_product
 from tests.test_caching import counting_sql, metric

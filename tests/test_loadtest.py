@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from api.seed import seed_catalog
+from catalog.seed import seed_catalog
 from loadtest import live, report
 from loadtest.arms import plateaued
 from loadtest.catalog import export_active_ids

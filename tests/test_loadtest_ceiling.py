@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from api.seed import seed_catalog
+from catalog.seed import seed_catalog
 from loadtest import ceiling, run
 from loadtest.catalog import export_active_ids
 from loadtest.server import SERVERS, serve

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from api.cli import upgrade_database
-from api.models import Base
+from catalog.models import Base
 from tests.conftest import _with_path
 
 

@@ -1,12 +1,12 @@
-"""/readyz while the warm on start runs (api.readiness), and the warm itself (jobs.warming.warm_on_start)."""
+"""/readyz while the warm on start runs (catalog.readiness), and the warm itself (jobs.warming)."""
 
 from __future__ import annotations
 
 import pytest
 
-from api import readiness
-from api.config import ConfigError, Settings
-from api.popularity import PAGES_KEY
+from catalog import readiness
+from catalog.config import ConfigError, Settings
+from catalog.popularity import PAGES_KEY
 from jobs import context
 from jobs.warming import warm_on_start
 from tests.factories import make_category, make_products

@@ -18,7 +18,7 @@ import redis
 import rq
 from sqlalchemy import text
 
-from api.models import RecomputeRequest
+from catalog.models import RecomputeRequest
 from jobs import context, maintenance
 from tests.factories import make_category, make_product
 from tests.test_jobs import queued, review, run_worker, start_worker, wait_for

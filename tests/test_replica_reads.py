@@ -1,4 +1,4 @@
-"""Cache fills from a lagging replica (api.replica) never store a row older than an acknowledged write.
+"""Cache fills from a lagging replica (catalog.replica) never store a row older than an acknowledged write.
 
 A real primary and a real replica (tests/pg_replica.py) replaying every commit 500 ms late. Two
 writers raise hot products' prices (each its own products, so a newer price is always a larger one)
@@ -20,8 +20,8 @@ import redis
 from sqlalchemy import create_engine, text
 
 from api.cli import upgrade_database
-from api.models import Base
-from api.replica import lsn_key, lsn_text
+from catalog.models import Base
+from catalog.replica import lsn_key, lsn_text
 from tests.factories import make_category, make_product
 from tests.pg_replica import ReplicaPair
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.request_guards import MAX_TARGET_BYTES
+from api.guards.request_guards import MAX_TARGET_BYTES
 
 
 def padded(path: str, total: int) -> str:

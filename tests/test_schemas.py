@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from api.schemas import MAX_CURSOR, NOT_BLANK, WHITESPACE
+from catalog.schemas import MAX_CURSOR, NOT_BLANK, WHITESPACE
 from tests.factories import make_category, make_product
 
 

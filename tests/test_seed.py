@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api import create_app
-from api.models import Category, Product, ProductRatingSummary, Review
-from api.seed import BASE_DATE, CatalogGenerator, CatalogNotEmpty, seed_catalog
+from catalog.models import Category, Product, ProductRatingSummary, Review
+from catalog.seed import BASE_DATE, CatalogGenerator, CatalogNotEmpty, seed_catalog
 from tests.factories import make_category
 
 PRODUCTS, REVIEWS = 300, 2000

@@ -18,7 +18,7 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobs import queues
+from catalog import queues
 from tests.test_jobs import start_worker, wait_for
 
 OUTAGE_SECONDS = 8

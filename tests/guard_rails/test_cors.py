@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.config import ConfigError, Settings, parse_origins
+from catalog.config import ConfigError, Settings, parse_origins
 
 SHOP = "https://shop.example"
 PREFLIGHT = {

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from api.seed import seed_catalog
+from catalog.seed import seed_catalog
 from tests.test_gunicorn import ROOT, free_port, start, wait_until_serving
 
 EXAMPLES = int(os.environ.get("SHELF_FUZZ_EXAMPLES", "10"))

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from api.input_guards import MAX_JSON_DEPTH, json_depth
+from api.guards.input_guards import MAX_JSON_DEPTH, json_depth
 from tests.factories import make_category, make_product
 
 JSON = {"Content-Type": "application/json"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import ProgrammingError
 
-from api.services import products as product_service
+from catalog.services import products as product_service
 from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 

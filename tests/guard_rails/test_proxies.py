@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.config import ConfigError, Settings
+from catalog.config import ConfigError, Settings
 from tests.conftest import log_records
 
 PEER = {"REMOTE_ADDR": "192.0.2.10"}

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from api.config import ConfigError, Settings
-from api.rate_limits import EXTENSION_KEY, LEASE_SCRIPT, Grant, Leases, budget, lease_size
+from api.guards.rate_limits import EXTENSION_KEY, LEASE_SCRIPT, Grant, Leases, budget, lease_size
 from cache.breaker import Breaker
+from catalog.config import ConfigError, Settings
 from tests.cache.support import FakeClock, commands_sent
 from tests.conftest import log_records
 

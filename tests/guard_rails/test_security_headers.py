@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from api.security_headers import JSON_CSP
+from api.guards.security_headers import JSON_CSP
 
 STATIC = {
     "X-Content-Type-Options": "nosniff",

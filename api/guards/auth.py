@@ -12,7 +12,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 
-from .errors import problem
+from ..errors import problem
 
 READS = frozenset({"GET", "HEAD"})
 

@@ -1,6 +1,6 @@
 """Purge on write: every write's tags sent to each configured HTTP cache, durably.
 
-A write's invalidation (``api.invalidation``) is turned into surrogate keys (``api.edge_tags``)
+A write's invalidation (``catalog.invalidation``) is turned into surrogate keys (``catalog.edge_tags``)
 and written as one ``edge_purges`` row per configured edge, in the write's own transaction.
 After the commit, once Shelf's own cache has dropped its entries (so an edge that refetches at
 once gets the new state), every edge is sent ``PURGE /`` with the tags in ``xkey-purge`` (or

@@ -2,7 +2,7 @@
 
 Counters live in Redis, so every worker process and API instance shares one
 budget per client. ``reads`` (GET, HEAD, OPTIONS) are keyed by the client IP
-(see ``api.proxies`` for how it is found behind proxies), ``writes`` by the
+(see ``api.guards.proxies`` for how it is found behind proxies), ``writes`` by the
 token's name, or by the IP when the request carries no valid token (so
 guessing tokens is limited too). Budgets are fixed windows; one budget may
 have several (``"20/second;1200/minute"``). Over budget is a 429 problem with
@@ -69,10 +69,10 @@ from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
 from cache.breaker import Breaker
+from catalog.config import ConfigError, Settings
 
+from ..errors import render
 from .auth import client_for
-from .config import ConfigError, Settings
-from .errors import render
 
 log = logging.getLogger("shelf.limits")
 

@@ -135,7 +135,7 @@ def parse_edge_urls(raw: str) -> tuple[str, ...]:
 class Settings:
     env: str = "development"
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/shelf"
-    replica_database_url: str = ""  # a streaming replica for cache fills (api.replica); empty: none
+    replica_database_url: str = ""  # a streaming replica for cache fills (catalog.replica); empty: none
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_tokens: dict[str, str] = field(default_factory=lambda: {"dev": DEV_TOKEN})
     secret_key: str = DEV_SECRET_KEY
@@ -175,7 +175,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
     edge_tag_header: str = "xkey"  # surrogate keys on cacheable responses: xkey, Surrogate-Key or none
-    edge_purge_urls: tuple[str, ...] = ()  # HTTP caches (Varnish) every write purges, api.edge_purge
+    edge_purge_urls: tuple[str, ...] = ()  # HTTP caches (Varnish) every write purges, catalog.edge_purge
     edge_purge_timeout_ms: int = 1000  # how long a write waits for the edges' acks
     edge_purge_mode: str = "purge"  # or softpurge (keeps objects in grace: no read-your-writes)
 

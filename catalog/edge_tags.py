@@ -8,7 +8,7 @@ every item it shows, since the edge stores the assembled body where Shelf stores
 A write purges the hash tag of every key its outbox row names (entries deleted, generations and
 guards bumped, dependency tags dropped), so the edge drops whatever Shelf's own cache drops.
 
-List pages are tagged per scope, not by the segment-tree nodes ``api.list_deps`` registers them
+List pages are tagged per scope, not by the segment-tree nodes ``catalog.list_deps`` registers them
 under in Redis: a write that moves one product's listing then purges every page of its scopes
 at the edge (only writes that move a listing: a stock or description change names no list tag),
 while the fine tags would put up to ~40 tags on a page and ~500 in a create's purge. Coarser
@@ -38,12 +38,12 @@ def product_tag(product_id: int) -> str:
 
 
 def list_item_tags(record_body: bytes) -> tuple[str, ...]:
-    """The product tags of a cached list-page record (``api.product_pages.record``)."""
+    """The product tags of a cached list-page record (``catalog.product_pages.record``)."""
     return tuple(product_tag(pid) for pid in orjson.loads(record_body)["ids"])
 
 
 def write_tags(invalidation: dict) -> list[str]:
-    """The tags an outbox row (``api.invalidation.invalidation_for``) makes stale, sorted."""
+    """The tags an outbox row (``catalog.invalidation.invalidation_for``) makes stale, sorted."""
     # A "delete" row is [resource, entry key, lease key, generation key, guard key].
     keys = [row[1] for row in invalidation["delete"]] + invalidation["bump"] + invalidation.get("tags", [])
     return sorted({tag_of(key) for key in keys})

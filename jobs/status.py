@@ -9,9 +9,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobs.queues import POLICIES
-
-from .errors import NotFound
+from catalog.queues import POLICIES
+from catalog.services.errors import NotFound
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

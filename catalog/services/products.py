@@ -2,7 +2,7 @@
 
 Every function takes the SQLAlchemy session it works in. Writes flush, turn
 database constraint violations into domain errors, and register their side
-effects with :mod:`api.services.effects`, which runs them only after commit;
+effects with :mod:`catalog.services.effects`, which runs them only after commit;
 the caller (a view, a job, a test) owns the commit.
 """
 
@@ -65,7 +65,7 @@ def get_product(
 class ProductPage:
     """One page: its rows, the key to continue after (None on the last page), and the sort values
     that bound what it covers: its cursor's (None on a first page) and the next row's (None on
-    the last page), which ``api.list_deps`` turns into the page's dependencies."""
+    the last page), which ``catalog.list_deps`` turns into the page's dependencies."""
 
     rows: list[Product]
     next_key: list | None

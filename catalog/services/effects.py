@@ -18,7 +18,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from ..db import after_commit
+from api.db import after_commit
+
 from ..list_deps import Listing
 
 PRODUCT, REVIEW, CATEGORY = "product", "review", "category"
@@ -29,7 +30,7 @@ AGGREGATES = "aggregates"
 @dataclass(frozen=True)
 class Change:
     """What a committed write touched, in ids (and slugs no longer in the database); for each
-    product whose listing it changed, the listing before and after (``api.list_deps``); and
+    product whose listing it changed, the listing before and after (``catalog.list_deps``); and
     whether category product counts (the category tree) may have moved."""
 
     kind: str

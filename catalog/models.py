@@ -189,7 +189,7 @@ class CacheOutbox(Base):
 
 class EdgePurge(Base):
     """A purge an edge cache has not acknowledged: one row per configured edge, written in the
-    write's transaction with its cache_outbox row, deleted on the edge's ack (``api.edge_purge``)."""
+    write's transaction with its cache_outbox row, deleted on the edge's ack (``catalog.edge_purge``)."""
 
     __tablename__ = "edge_purges"
 
@@ -204,13 +204,13 @@ class RecomputeRequest(Base):
 
     After commit the app queues it and deletes the row; if the queue's Redis was
     unreachable (or the process died first) the row stays until it is sent again.
-    See ``api.recomputes``.
+    See ``catalog.recomputes``.
     """
 
     __tablename__ = "recompute_requests"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))  # a job policy of jobs.queues: recompute_product, ...
+    kind: Mapped[str] = mapped_column(String(40))  # a job policy of catalog.queues: recompute_product, ...
     target: Mapped[str] = mapped_column(String(200))  # what requests are deduplicated by
     args: Mapped[list] = mapped_column(JSONB)  # the job's positional arguments: ids
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

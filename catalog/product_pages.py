@@ -1,7 +1,7 @@
 """Product list pages cached as ids, and assembled from the products' own entries.
 
 A cached page is its ordered ids and next cursor (a small JSON record), registered under the
-dependency tags ``api.list_deps`` computes from its query and the range of sort values it
+dependency tags ``catalog.list_deps`` computes from its query and the range of sort values it
 covers. A write that changes what a product shows but not where it is listed (a description, a
 stock change that leaves it in stock, a price change outside a page's range) drops no page:
 the product's own entry, which every write of it deletes, carries the new state.

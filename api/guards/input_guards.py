@@ -24,8 +24,8 @@ from itertools import accumulate
 
 from flask import Flask, current_app, request
 
+from ..errors import problem
 from .auth import client_for
-from .errors import problem
 from .request_guards import BODY_METHODS
 
 MAX_JSON_DEPTH = 32

@@ -1,6 +1,6 @@
 """What a product-list page depends on, and which pages a write can change: tags by value.
 
-A cached list page holds ordered ids (``api.product_pages``); the items' bodies come from the
+A cached list page holds ordered ids (``catalog.product_pages``); the items' bodies come from the
 products' own entries, so a write that changes only what a page displays invalidates no page.
 What a write can change is a page's membership or order, and only where the product's sort
 value was or now is. So a page is registered under dependency tags (``cache`` drops entries by

@@ -2,7 +2,7 @@
 
 The durable outboxes (recompute requests, edge purges) each keep what a write could not deliver
 as rows, and the process whose delivery failed replays them every second until their table is
-empty. This is that loop, written once. The cache outbox (``api.invalidation``) runs its own: it
+empty. This is that loop, written once. The cache outbox (``catalog.invalidation``) runs its own: it
 resumes the process's cache reads under the same lock as its last look at the table.
 """
 

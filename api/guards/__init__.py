@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from catalog.config import Settings
+
 from . import cors, input_guards, proxies, rate_limits, security_headers
-from .config import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:

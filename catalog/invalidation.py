@@ -116,12 +116,12 @@ class Outbox:
         # serve what it voids.
         self.patient = patient
         # Each .prepare(db, invalidation) returns what runs after the row is applied, told whether
-        # Redis took it: the edge caches' purges (api.edge_purge).
+        # Redis took it: the edge caches' purges (catalog.edge_purge).
         self.followers = followers
         self._retrying = threading.Lock()
         self._settling = threading.Lock()  # orders "owe" against "settled": see _owe
         self._in_hook = threading.local()
-        self.before_apply: list[Callable[[], None]] = []  # may raise CacheUnavailable (api.replica)
+        self.before_apply: list[Callable[[], None]] = []  # may raise CacheUnavailable (catalog.replica)
 
     # --- the write path ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from .errors import problem
+from ..errors import problem
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError
+from catalog.config import ConfigError
 
 
 def init_app(app: Flask, trusted_hops: int) -> None:

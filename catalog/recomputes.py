@@ -5,7 +5,7 @@ on ``high``; a product created, changed, moved or deleted schedules its
 categories' stats on ``default``. Each request is written as a
 ``recompute_requests`` row in the write's own transaction, like the cache
 outbox. After the commit it is queued, debounced per target (see
-``jobs.queues``), and its row deleted. When the queue's Redis is unreachable, or
+``catalog.queues``), and its row deleted. When the queue's Redis is unreachable, or
 the process dies first, the row stays and is sent again:
 
 * by a background retry in the process whose send failed, every second until
@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from jobs import queues
+from catalog import queues
 
 from .config import Settings
 from .models import RecomputeRequest
