@@ -13,18 +13,18 @@ import hashlib
 
 import orjson
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from rq.job import Job
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from catalog import queues, readiness
 from catalog.config import Settings
 from catalog.models import Category, Product
-from catalog.recomputes import RecomputeRequests
+from catalog.runtime import Runtime
 from catalog.services.errors import Busy, InvalidInput, NotFound
 from jobs import aggregates as aggregate_jobs
+from jobs import context as job_context
 from jobs import warming as warm_jobs
 from jobs.status import job_status
 
@@ -129,9 +129,13 @@ def warm_on_start(settings: Settings) -> Job | None:
     )
 
 
-def init_app(app: Flask, settings: Settings, engine: Engine) -> RecomputeRequests:
-    """The queue's connection; returns the effect that queues the recomputes writes call for."""
-    app.extensions["shelf.queue"] = queues.connect(settings.queue_url)
-    effect = RecomputeRequests(engine, app.extensions["shelf.queue"], settings)
-    app.extensions["shelf.recomputes"] = effect
-    return effect
+def init_app(app: Flask, runtime: Runtime) -> None:
+    """The queue's connection and the recompute requests of writes, from the runtime; a job run
+    inline (``SHELF_JOBS_EAGER``) gets the runtime of the app it runs in."""
+    app.extensions["shelf.queue"] = runtime.queue
+    app.extensions["shelf.recomputes"] = runtime.recomputes
+    job_context.embed(_app_runtime)
+
+
+def _app_runtime() -> Runtime | None:
+    return current_app.extensions["shelf.runtime"] if has_app_context() else None

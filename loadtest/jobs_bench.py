@@ -63,7 +63,7 @@ TOKEN = os.environ.get("SHELF_BENCH_TOKEN", "dev-token")
 
 def bench_warm(settings: Settings, products: int, runs: int) -> dict:
     app = create_app(settings)
-    context.use(app)
+    context.use(app.extensions["shelf.runtime"])
     from jobs.warming import warm
 
     timings, stored = [], []

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def queue_app(settings, redis_client):
     app = create_app(settings.replace(jobs_eager=False))
-    context.use(app)
+    context.use(app.extensions["shelf.runtime"])
     yield app
     context.use(None)
     app.extensions["shelf.engine"].dispose()

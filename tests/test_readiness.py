@@ -15,7 +15,7 @@ from tests.factories import make_category, make_products
 @pytest.fixture
 def warming_app(make_app):
     app = make_app(warm_on_start=True, warm_ready_ratio=0.9, warm_ready_seconds=600)
-    context.use(app)
+    context.use(app.extensions["shelf.runtime"])
     yield app
     context.use(None)
 

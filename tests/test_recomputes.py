@@ -46,7 +46,7 @@ def queue_app(make_app, redis_proxy, redis_url):
     """An app that queues for real, its Redis behind ``redis_proxy`` (to cut it)."""
     url = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
     app = make_app(redis_url=url, jobs_eager=False)
-    context.use(app)  # jobs run by an in-process worker use this app
+    context.use(app.extensions["shelf.runtime"])  # jobs run by an in-process worker use this app
     yield app
     context.use(None)
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
+from catalog.config import Settings
+
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Request-ID"]
 EXPOSED_HEADERS = ["ETag", "Location", "X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy"]
 METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"]
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
-def init_app(app: Flask, origins: tuple[str, ...]) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
+    origins = settings.cors_origins
     if not origins:
         return
     CORS(

@@ -24,6 +24,8 @@ from itertools import accumulate
 
 from flask import Flask, current_app, request
 
+from catalog.config import Settings
+
 from ..errors import problem
 from .auth import client_for
 from .request_guards import BODY_METHODS
@@ -180,6 +182,6 @@ def check_url() -> None:
         raise invalid(400, "query", problems)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, _settings: Settings) -> None:
     app.before_request(check_url)
     app.before_request(check_json_body)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from catalog.config import ConfigError
+from catalog.config import ConfigError, Settings
 
 
-def init_app(app: Flask, trusted_hops: int) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
+    trusted_hops = settings.trusted_proxies
     if trusted_hops < 0:
         raise ConfigError(f"SHELF_TRUSTED_PROXIES must be 0 or more, got {trusted_hops}")
     if trusted_hops:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
+from catalog.config import Settings
+
 from ..errors import problem
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -56,7 +58,7 @@ def check_body() -> None:
         raise problem(415, "send the request body as application/json")
 
 
-def init_app(app: Flask, max_body_bytes: int) -> None:
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+def init_app(app: Flask, settings: Settings) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.before_request(check_target)
     app.before_request(check_body)

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from catalog.config import Settings
+
 EXTENSION_KEY = "shelf.security_headers"
 DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -55,7 +57,8 @@ def cdn_origin(swagger_ui_url: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "'self'"
 
 
-def init_app(app: Flask, hsts_seconds: int) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
+    hsts_seconds = settings.hsts_seconds
     cdn = cdn_origin(app.config.get("OPENAPI_SWAGGER_UI_URL"))
     headers = dict(STATIC_HEADERS)
     if hsts_seconds > 0:

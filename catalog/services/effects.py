@@ -2,7 +2,7 @@
 
 A service describes what it changed as a :class:`Change` and calls
 :func:`record` inside the write's transaction. Each registered effect (the
-app registers them on the sessionmaker, see ``api.db``) may do work in that
+app registers them on the sessionmaker, see ``catalog.runtime``) may do work in that
 transaction, such as writing a cache-invalidation outbox row, and returns
 what must happen only after the commit succeeds; nothing outside PostgreSQL
 ever reflects a write that rolled back. Aggregates are recomputed by jobs, which record their
@@ -18,8 +18,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from api.db import after_commit
-
+from ..db import after_commit
 from ..list_deps import Listing
 
 PRODUCT, REVIEW, CATEGORY = "product", "review", "category"
