@@ -161,7 +161,7 @@ class Settings:
     recompute_debounce_seconds: int = 2
     full_recompute_seconds: int = 3600
     warm_on_start: bool = True
-    warm_on_start_limit: int = 5000
+    warm_on_start_limit: int = 100_000  # products, the most read first: the whole of most catalogs
     warm_ready_ratio: float = 0.95  # /readyz is "warming" until the warm covers this share of reads
     warm_ready_seconds: int = 30  # ... or this long after the start, whichever comes first
     warm_max_waiting: int = 5  # warm jobs that may wait on the low queue; past it a trigger is a 503

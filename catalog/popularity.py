@@ -95,6 +95,8 @@ def scored(connection: redis.Redis, key: str, limit: int) -> list[tuple[bytes, f
     return connection.zrevrange(key, 0, limit - 1, withscores=True)
 
 
-def total_reads(connection: redis.Redis, key: str) -> float:
-    """Every count in ``key`` added up (the share a warm covers is out of this)."""
-    return sum(score for _member, score in connection.zrange(key, 0, -1, withscores=True))
+def counts(connection: redis.Redis, key: str) -> tuple[float, int, int]:
+    """Of ``key``: every count added up, how many members were counted exactly once, and how many
+    members there are (``jobs.warming.Coverage`` estimates from these)."""
+    scores = [score for _member, score in connection.zrange(key, 0, -1, withscores=True)]
+    return sum(scores), sum(1 for score in scores if score == 1), len(scores)

@@ -10,12 +10,13 @@ whose lease a reader holds are skipped: that reader is filling them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import orjson
 from marshmallow import ValidationError
 from rq import get_current_job
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import pagination, popularity, product_pages, readiness
@@ -70,7 +71,8 @@ def warm(
     return {**summary, "note": note} if note else summary
 
 
-def warm_products(db: Session, region, product_ids: list[int]) -> int:
+def warm_products(db: Session, region, product_ids: list[int], reviews: bool = True) -> int:
+    """Store the products' entries (and, with ``reviews``, their first review pages)."""
     keys = {pid: region.keys.product(pid) for pid in product_ids}
     reservation = region.reserve(list(keys.values()))
     reserved = [pid for pid in product_ids if keys[pid] in reservation.generations]
@@ -80,7 +82,8 @@ def warm_products(db: Session, region, product_ids: list[int]) -> int:
     items = [(keys[p.id], payload(render_product(p))) for p in rows]
     db.expunge_all()
     stored = region.fill_many(items, reservation)
-    warm_review_pages(db, region, [p.id for p in rows])
+    if reviews:
+        warm_review_pages(db, region, [p.id for p in rows])
     return stored
 
 
@@ -142,31 +145,109 @@ def warm_page_queries(
 
 
 def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
-    """The warm a starting API waits for (catalog.readiness): the most read first list pages, then the
-    most viewed products in batches, then the products those pages list (a page hit is assembled
-    from its products' entries), reporting after each step the share of all recorded reads (page
-    reads and product views) filled so far."""
+    """The warm a starting API waits for (catalog.readiness): the most read first list pages, the most
+    viewed products, the products those pages list (a page hit is assembled from its products'
+    entries), then, up to ``limit`` products in all, the catalog's other active products (entries
+    only): the reads no count has seen yet. After each batch it reports the share of reads filled so
+    far, as ``Coverage`` estimates it."""
     runtime = context.runtime()
     connection, region = runtime.queue, runtime.bulk_region
-    page_counts = popularity.scored(connection, popularity.PAGES_KEY, pages)
-    product_counts = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
-    total = popularity.total_reads(connection, popularity.PAGES_KEY)
-    total += popularity.total_reads(connection, popularity.POPULARITY_KEY)
-    queries, covered, shown = _page_queries(page_counts), 0.0, []
+    queries = _page_queries(popularity.scored(connection, popularity.PAGES_KEY, pages))
+    counted = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
+    views = {int(member): reads for member, reads in counted}
     with context.session() as db:
+        coverage = Coverage.recorded(connection, _active_products(db))
+        shown: list[int] = []
         list_pages = warm_page_queries(db, region, runtime, [query for query, _ in queries], shown)
-        covered += sum(reads for _, reads in queries)
-        readiness.report(connection, covered / total if total else 0.0, done=False)
-        views = {int(member): reads for member, reads in product_counts}
-        targets = list(dict.fromkeys([*(list(views) or _most_reviewed(db, limit)), *shown]))
+        coverage.pages_filled(sum(reads for _, reads in queries))
+        readiness.report(connection, coverage.share(), done=False)
+        targets = list(dict.fromkeys([*(list(views) or _most_reviewed(db, limit)), *shown]))[:limit]
         stored = 0
         for start in range(0, len(targets), BATCH):
             batch = targets[start : start + BATCH]
             stored += warm_products(db, region, batch)
-            covered += sum(views.get(pid, 0.0) for pid in batch)
-            readiness.report(connection, covered / total if total else 0.0, done=False)
-    readiness.report(connection, covered / total if total else 1.0, done=True)
-    return {"scope": "start", "products": len(targets), "stored": stored, "list_pages": list_pages}
+            coverage.products_filled([views.get(pid, 0.0) for pid in batch])
+            readiness.report(connection, coverage.share(), done=False)
+        for batch in _unread(db, set(targets), limit - len(targets)):
+            stored += warm_products(db, region, batch, reviews=False)
+            coverage.products_filled([0.0] * len(batch))
+            readiness.report(connection, coverage.share(), done=False)
+    readiness.report(connection, coverage.share() if coverage.total else 1.0, done=True)
+    return {"scope": "start", "products": coverage.products, "stored": stored, "list_pages": list_pages}
+
+
+@dataclass
+class Coverage:
+    """The share of the coming reads a warm has filled, estimated from the recorded counts.
+
+    Counting started recently, so many products have not been read yet, though together they will
+    be: the Good-Turing estimate puts the share of reads going to items never seen at ``n1 / n``
+    (items seen exactly once, over all reads recorded). The rest is shared by the items seen, in
+    proportion to their counts; the unseen share is spread evenly over the active products no count
+    names. So a warm of only the counted products cannot look complete while the counts are young.
+    """
+
+    page_reads: float  # recorded first-page reads, and the share of them that went to unseen pages
+    page_unseen: float
+    views: float  # recorded product views, the unseen share, and the active products never viewed
+    view_unseen: float
+    unread: int
+    filled_pages: float = 0.0
+    filled_views: float = 0.0
+    filled_unread: int = 0
+    products: int = 0
+
+    @classmethod
+    def recorded(cls, connection, active: int) -> Coverage:
+        page_reads, page_once, _ = popularity.counts(connection, popularity.PAGES_KEY)
+        views, view_once, viewed = popularity.counts(connection, popularity.POPULARITY_KEY)
+        return cls(
+            page_reads,
+            page_once / page_reads if page_reads else 1.0,
+            views,
+            view_once / views if views else 1.0,
+            max(active - viewed, 0),
+        )
+
+    @property
+    def total(self) -> float:
+        return self.page_reads + self.views
+
+    def pages_filled(self, reads: float) -> None:
+        self.filled_pages += reads
+
+    def products_filled(self, views: list[float]) -> None:
+        self.products += len(views)
+        self.filled_views += sum(views)
+        self.filled_unread += sum(1 for reads in views if not reads)
+
+    def share(self) -> float:
+        if not self.total:
+            return 0.0
+        pages = self.filled_pages / self.page_reads * (1 - self.page_unseen) if self.page_reads else 0.0
+        seen = self.filled_views / self.views * (1 - self.view_unseen) if self.views else 0.0
+        unread = min(self.filled_unread / self.unread, 1.0) if self.unread else 1.0
+        unseen = self.view_unseen * unread
+        return (self.page_reads * pages + self.views * (seen + unseen)) / self.total
+
+
+def _active_products(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Product).where(Product.is_active))
+
+
+def _unread(db: Session, done: set[int], limit: int) -> Iterator[list[int]]:
+    """Active products not in ``done``, in id order, in batches, ``limit`` in all."""
+    after = 0
+    while limit > 0:
+        stmt = select(Product.id).where(Product.is_active, Product.id > after)
+        ids = list(db.scalars(stmt.order_by(Product.id).limit(BATCH)))
+        if not ids:
+            return
+        after = ids[-1]
+        batch = [pid for pid in ids if pid not in done][:limit]
+        limit -= len(batch)
+        if batch:
+            yield batch
 
 
 def _page_queries(counted: list[tuple[bytes, float]]) -> list[tuple[dict, float]]:

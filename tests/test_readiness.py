@@ -8,8 +8,8 @@ from catalog import readiness
 from catalog.config import ConfigError, Settings
 from catalog.popularity import PAGES_KEY
 from jobs import context
-from jobs.warming import warm_on_start
-from tests.factories import make_category, make_products
+from jobs.warming import Coverage, warm_on_start
+from tests.factories import make_category, make_product, make_products
 
 
 @pytest.fixture
@@ -61,12 +61,13 @@ def test_with_warm_on_start_off_readyz_does_not_wait(make_app):
 
 
 def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(warming_app, engine):
-    category = make_category(engine)
-    products = make_products(engine, category, 5)
+    category, elsewhere = make_category(engine), make_category(engine)
+    products = make_products(engine, category, 5, price="50.00")
+    unread = make_product(engine, elsewhere, price="1.00")  # neither viewed nor on a read page
     viewed = products[:4]  # the fifth is only ever listed: warmed as a listed page's product
     client = warming_app.test_client()
     pages = [f"/v1/products?category={category.slug}&sort=price", "/v1/products?sort=-price&limit=3"]
-    for path in [*pages, *(f"/v1/products/{p.id}" for p in viewed)]:
+    for path in [*pages, *pages, *(f"/v1/products/{p.id}" for p in [*viewed, *viewed[:2]])]:
         assert client.get(path).status_code == 200
     warming_app.extensions["shelf.views"].flush()
     queue = warming_app.extensions["shelf.queue"]
@@ -76,15 +77,59 @@ def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(
     summary = warm_on_start(limit=100)
 
     assert summary["list_pages"] == 2
-    assert summary["stored"] == len(products)
+    assert summary["stored"] == len(products) + 1
     covered, done = readiness.progress(queue)
-    assert done and covered == pytest.approx(6 / 7, abs=1e-4)  # 2 page reads and 4 views of 7 reads
+    # Pages: 5 reads, 1 of them of a page read once (1/5 unseen), 4 filled: 4/5 x 4/5. Views: 6, two
+    # products read once (1/3 unseen), all filled, and the one active product never read as well: 1.
+    assert done and covered == pytest.approx((5 * 0.64 + 6 * 1.0) / 11, abs=1e-4)
     assert readyz(warming_app).status_code == 200
-    for path in [*pages, *(f"/v1/products/{p.id}" for p in products)]:
+    for path in [*pages, *(f"/v1/products/{p.id}" for p in [*products, unread])]:
         assert client.get(path).headers["X-Cache"] == "HIT", path
+
+
+def test_the_warm_stops_at_its_limit(warming_app, engine):
+    category = make_category(engine)
+    products = make_products(engine, category, 4)
+    client = warming_app.test_client()
+    assert client.get(f"/v1/products/{products[0].id}").status_code == 200
+    warming_app.extensions["shelf.views"].flush()
+    warming_app.extensions["shelf.region"].purge(None)
+
+    summary = warm_on_start(limit=3)
+
+    assert summary["products"] == summary["stored"] == 3
+    hits = [client.get(f"/v1/products/{p.id}").headers["X-Cache"] for p in products]
+    assert hits == ["HIT", "HIT", "HIT", "MISS"]  # the viewed one first, then the others by id
 
 
 @pytest.mark.parametrize("raw", ["1.5", "-0.1", "most"])
 def test_a_ready_ratio_outside_0_to_1_refuses_to_start(raw):
     with pytest.raises(ConfigError, match="SHELF_WARM_READY_RATIO"):
         Settings.from_env({"SHELF_WARM_READY_RATIO": raw})
+
+
+def coverage(**fields) -> Coverage:
+    return Coverage(**{"page_reads": 0.0, "page_unseen": 1.0, "views": 0.0, "view_unseen": 1.0, **fields})
+
+
+def test_coverage_of_well_counted_reads_is_the_share_filled():
+    counted = coverage(page_reads=100.0, page_unseen=0.0, views=300.0, view_unseen=0.0, unread=50)
+    counted.pages_filled(100.0)
+    counted.products_filled([150.0, 60.0])
+    assert counted.share() == pytest.approx((100 + 210) / 400)
+    counted.products_filled([0.0] * 50)  # products no count names share no reads
+    assert counted.share() == pytest.approx((100 + 210) / 400)
+
+
+def test_coverage_spreads_the_unseen_share_over_the_products_never_read():
+    young = coverage(views=100.0, view_unseen=0.4, unread=1000)  # 40 of 100 views were first sights
+    young.products_filled([100.0])  # every product that was viewed
+    assert young.share() == pytest.approx(0.6)
+    young.products_filled([0.0] * 500)
+    assert young.share() == pytest.approx(0.6 + 0.4 * 0.5)
+    young.products_filled([0.0] * 600)  # more than were counted as never read: at most all of it
+    assert young.share() == pytest.approx(1.0)
+
+
+def test_coverage_with_nothing_recorded_is_zero():
+    assert coverage(unread=10).share() == 0.0
