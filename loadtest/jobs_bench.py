@@ -133,6 +133,7 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
     app.extensions["shelf.region"].purge(None)
     with _stack(settings, warm_on_start=True) as base:
         series = _read_load(base, draw, args.cold_seconds, threads=args.threads, sample=True, resource=None)
+        events = _events_by_resource(base)
     ready = next((window["second"] for window in series if window["ready"]), None)
     after = [window for window in series if ready is not None and window["second"] > ready]
     reached = next((window["second"] - ready for window in after if window["hit_ratio"] >= 0.95), None)
@@ -143,6 +144,7 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
         "seconds_to_ready": ready,
         "seconds_after_ready_to_95pct": reached,
         "hit_ratio_10s_after_ready": next((w["hit_ratio"] for w in after if w["second"] == ready + 10), None),
+        "events_by_resource": events,  # the whole run, before ready too: where the misses were
         "series": series,
     }
 
@@ -199,7 +201,11 @@ def _stack(settings: Settings, warm_on_start: bool):
     finally:
         for process in (server, worker):
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:  # a worker finishes its job first: a long warm, say
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def _empty_queues(settings: Settings) -> None:
@@ -263,6 +269,15 @@ def _cache_counts(base: str, resource: str | None) -> dict:
         found = re.findall(rf'shelf_cache_{event}_total\{{resource="{label}"\}} ([0-9.e+]+)', text)
         counts[event] = sum(float(value) for value in found)
     return {"hits": counts["hits"] + counts["stale"], "served": sum(counts.values())}
+
+
+def _events_by_resource(base: str) -> dict[str, dict[str, int]]:
+    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()  # noqa: S310
+    events: dict[str, dict[str, int]] = {}
+    pattern = r'shelf_cache_(hits|misses|stale|bypass)_total\{resource="([a-z_]+)"\} ([0-9.e+]+)'
+    for event, resource, value in re.findall(pattern, text):
+        events.setdefault(resource, {})[event] = int(float(value))
+    return events
 
 
 def _ready(base: str) -> bool:
