@@ -33,8 +33,8 @@ from catalog.services.categories import get_category_by_slug, subtree_ids
 from . import context
 
 BATCH = 500
-START_PAGES = 200
-"""First list pages the warm on start fills, the most read first."""
+START_PAGES = 1000
+"""Recorded list pages the warm on start fills, the most read first."""
 SCOPES = ("popular", "category", "ids", "all")
 DEFAULT_POPULAR = 5000
 
@@ -118,9 +118,7 @@ def _list_scopes(db: Session, scope: str, category: str | None) -> list[str | No
 def warm_list_pages(db: Session, region, runtime: Runtime, slug: str | None) -> int:
     """The first page of every sort of a category's list (of the unfiltered list when ``slug`` is
     None), keyed exactly as a request's would be."""
-    scope = {} if slug is None else {"category": slug}
-    queries = [ProductListQuerySchema().load({**scope, "sort": sort}) for sort in SORTS]
-    return warm_page_queries(db, region, runtime, queries)
+    return warm_page_queries(db, region, runtime, _first_page_queries(slug))
 
 
 def warm_page_queries(
@@ -147,88 +145,104 @@ def warm_page_queries(
 def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
     """The warm a starting API waits for (catalog.readiness): the most read first list pages, the most
     viewed products, the products those pages list (a page hit is assembled from its products'
-    entries), then, up to ``limit`` products in all, the catalog's other active products (entries
-    only): the reads no count has seen yet. After each batch it reports the share of reads filled so
-    far, as ``Coverage`` estimates it."""
+    entries), the first page of every sort of every list no count names, then, up to ``limit``
+    products in all, the catalog's other active products (entries only). After each step it reports
+    the share of the coming reads filled so far, as ``Coverage`` estimates it."""
     runtime = context.runtime()
     connection, region = runtime.queue, runtime.bulk_region
     queries = _page_queries(popularity.scored(connection, popularity.PAGES_KEY, pages))
     counted = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
     views = {int(member): reads for member, reads in counted}
     with context.session() as db:
-        coverage = Coverage.recorded(connection, _active_products(db))
+        recorded = {popularity.page_member(query) for query, _ in queries}
+        unread_pages = [q for q in _first_pages(db) if popularity.page_member(q) not in recorded]
+        coverage = Coverage(
+            Tally.counted(connection, popularity.PAGES_KEY, len(recorded) + len(unread_pages)),
+            Tally.counted(connection, popularity.POPULARITY_KEY, _active_products(db)),
+        )
         shown: list[int] = []
         list_pages = warm_page_queries(db, region, runtime, [query for query, _ in queries], shown)
-        coverage.pages_filled(sum(reads for _, reads in queries))
+        coverage.pages.filled([reads for _, reads in queries])
         readiness.report(connection, coverage.share(), done=False)
         targets = list(dict.fromkeys([*(list(views) or _most_reviewed(db, limit)), *shown]))[:limit]
-        stored = 0
+        stored, products = 0, len(targets)
         for start in range(0, len(targets), BATCH):
             batch = targets[start : start + BATCH]
             stored += warm_products(db, region, batch)
-            coverage.products_filled([views.get(pid, 0.0) for pid in batch])
+            coverage.views.filled([views.get(pid, 0.0) for pid in batch])
             readiness.report(connection, coverage.share(), done=False)
+        list_pages += warm_page_queries(db, region, runtime, unread_pages)
+        coverage.pages.filled([0.0] * len(unread_pages))
+        readiness.report(connection, coverage.share(), done=False)
         for batch in _unread(db, set(targets), limit - len(targets)):
             stored += warm_products(db, region, batch, reviews=False)
-            coverage.products_filled([0.0] * len(batch))
+            products += len(batch)
+            coverage.views.filled([0.0] * len(batch))
             readiness.report(connection, coverage.share(), done=False)
-    readiness.report(connection, coverage.share() if coverage.total else 1.0, done=True)
-    return {"scope": "start", "products": coverage.products, "stored": stored, "list_pages": list_pages}
+    readiness.report(connection, coverage.share() if coverage.reads else 1.0, done=True)
+    return {"scope": "start", "products": products, "stored": stored, "list_pages": list_pages}
+
+
+@dataclass
+class Tally:
+    """What a warm has filled of one kind of read (first list pages, or product views), against the
+    recorded counts.
+
+    Counting started recently, so many items have not been read yet, though together they will be:
+    the Good-Turing estimate puts the share of reads going to items never seen at ``n1 / n`` (items
+    read exactly once, over all reads recorded). The rest is shared by the items seen, in proportion
+    to their counts; the unseen share is spread evenly over the items no count names. So a warm of
+    only the counted items cannot look complete while the counts are young."""
+
+    reads: float  # recorded reads
+    unseen: float  # the share of the coming reads that go to items never read
+    unread: int  # items no count names, which a warm could fill
+    filled_reads: float = 0.0
+    filled_unread: int = 0
+
+    @classmethod
+    def counted(cls, connection, key: str, items: int) -> Tally:
+        """From the counts under ``key``, of a population of ``items``."""
+        reads, once, seen = popularity.counts(connection, key)
+        return cls(reads, once / reads if reads else 1.0, max(items - seen, 0))
+
+    def filled(self, reads: list[float]) -> None:
+        """Items stored, each with its recorded reads (0: an item no count names)."""
+        self.filled_reads += sum(reads)
+        self.filled_unread += sum(1 for count in reads if not count)
+
+    def share(self) -> float:
+        seen = self.filled_reads / self.reads * (1 - self.unseen) if self.reads else 0.0
+        unread = min(self.filled_unread / self.unread, 1.0) if self.unread else 1.0
+        return seen + self.unseen * unread
 
 
 @dataclass
 class Coverage:
-    """The share of the coming reads a warm has filled, estimated from the recorded counts.
+    """The share of the coming reads a warm has filled: its tallies, weighed by their recorded reads."""
 
-    Counting started recently, so many products have not been read yet, though together they will
-    be: the Good-Turing estimate puts the share of reads going to items never seen at ``n1 / n``
-    (items seen exactly once, over all reads recorded). The rest is shared by the items seen, in
-    proportion to their counts; the unseen share is spread evenly over the active products no count
-    names. So a warm of only the counted products cannot look complete while the counts are young.
-    """
-
-    page_reads: float  # recorded first-page reads, and the share of them that went to unseen pages
-    page_unseen: float
-    views: float  # recorded product views, the unseen share, and the active products never viewed
-    view_unseen: float
-    unread: int
-    filled_pages: float = 0.0
-    filled_views: float = 0.0
-    filled_unread: int = 0
-    products: int = 0
-
-    @classmethod
-    def recorded(cls, connection, active: int) -> Coverage:
-        page_reads, page_once, _ = popularity.counts(connection, popularity.PAGES_KEY)
-        views, view_once, viewed = popularity.counts(connection, popularity.POPULARITY_KEY)
-        return cls(
-            page_reads,
-            page_once / page_reads if page_reads else 1.0,
-            views,
-            view_once / views if views else 1.0,
-            max(active - viewed, 0),
-        )
+    pages: Tally
+    views: Tally
 
     @property
-    def total(self) -> float:
-        return self.page_reads + self.views
-
-    def pages_filled(self, reads: float) -> None:
-        self.filled_pages += reads
-
-    def products_filled(self, views: list[float]) -> None:
-        self.products += len(views)
-        self.filled_views += sum(views)
-        self.filled_unread += sum(1 for reads in views if not reads)
+    def reads(self) -> float:
+        return self.pages.reads + self.views.reads
 
     def share(self) -> float:
-        if not self.total:
+        if not self.reads:
             return 0.0
-        pages = self.filled_pages / self.page_reads * (1 - self.page_unseen) if self.page_reads else 0.0
-        seen = self.filled_views / self.views * (1 - self.view_unseen) if self.views else 0.0
-        unread = min(self.filled_unread / self.unread, 1.0) if self.unread else 1.0
-        unseen = self.view_unseen * unread
-        return (self.page_reads * pages + self.views * (seen + unseen)) / self.total
+        return (self.pages.reads * self.pages.share() + self.views.reads * self.views.share()) / self.reads
+
+
+def _first_pages(db: Session) -> list[dict]:
+    """The first page of every sort of every category's list and of the unfiltered list."""
+    slugs = [None, *db.scalars(select(Category.slug).order_by(Category.slug))]
+    return [query for slug in slugs for query in _first_page_queries(slug)]
+
+
+def _first_page_queries(slug: str | None) -> list[dict]:
+    scope = {} if slug is None else {"category": slug}
+    return [ProductListQuerySchema().load({**scope, "sort": sort}) for sort in SORTS]
 
 
 def _active_products(db: Session) -> int:

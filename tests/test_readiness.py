@@ -7,8 +7,9 @@ import pytest
 from catalog import readiness
 from catalog.config import ConfigError, Settings
 from catalog.popularity import PAGES_KEY
+from catalog.schemas import SORTS
 from jobs import context
-from jobs.warming import Coverage, warm_on_start
+from jobs.warming import Coverage, Tally, warm_on_start
 from tests.factories import make_category, make_product, make_products
 
 
@@ -76,12 +77,14 @@ def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(
 
     summary = warm_on_start(limit=100)
 
-    assert summary["list_pages"] == 2
-    assert summary["stored"] == len(products) + 1
+    # The two pages read, and the first page of every sort of the three lists but the one read.
+    assert summary["list_pages"] == 2 + 3 * len(SORTS) - 1
+    assert summary["products"] == summary["stored"] == len(products) + 1
     covered, done = readiness.progress(queue)
-    # Pages: 5 reads, 1 of them of a page read once (1/5 unseen), 4 filled: 4/5 x 4/5. Views: 6, two
-    # products read once (1/3 unseen), all filled, and the one active product never read as well: 1.
-    assert done and covered == pytest.approx((5 * 0.64 + 6 * 1.0) / 11, abs=1e-4)
+    # Pages: 5 reads, 1 of them of a page read once (1/5 unseen), 4 filled, and every first page no
+    # count names: 4/5 x 4/5 + 1/5. Views: 6, two products read once (1/3 unseen), all filled, and the
+    # two active products never viewed as well: 1.
+    assert done and covered == pytest.approx((5 * 0.84 + 6 * 1.0) / 11, abs=1e-4)
     assert readyz(warming_app).status_code == 200
     for path in [*pages, *(f"/v1/products/{p.id}" for p in [*products, unread])]:
         assert client.get(path).headers["X-Cache"] == "HIT", path
@@ -108,28 +111,26 @@ def test_a_ready_ratio_outside_0_to_1_refuses_to_start(raw):
         Settings.from_env({"SHELF_WARM_READY_RATIO": raw})
 
 
-def coverage(**fields) -> Coverage:
-    return Coverage(**{"page_reads": 0.0, "page_unseen": 1.0, "views": 0.0, "view_unseen": 1.0, **fields})
+def test_a_tally_of_well_counted_reads_is_the_share_filled():
+    pages = Tally(reads=400.0, unseen=0.0, unread=50)
+    pages.filled([100.0, 150.0, 60.0])
+    assert pages.share() == pytest.approx(310 / 400)
+    pages.filled([0.0] * 50)  # items no count names share no reads
+    assert pages.share() == pytest.approx(310 / 400)
 
 
-def test_coverage_of_well_counted_reads_is_the_share_filled():
-    counted = coverage(page_reads=100.0, page_unseen=0.0, views=300.0, view_unseen=0.0, unread=50)
-    counted.pages_filled(100.0)
-    counted.products_filled([150.0, 60.0])
-    assert counted.share() == pytest.approx((100 + 210) / 400)
-    counted.products_filled([0.0] * 50)  # products no count names share no reads
-    assert counted.share() == pytest.approx((100 + 210) / 400)
-
-
-def test_coverage_spreads_the_unseen_share_over_the_products_never_read():
-    young = coverage(views=100.0, view_unseen=0.4, unread=1000)  # 40 of 100 views were first sights
-    young.products_filled([100.0])  # every product that was viewed
+def test_a_tally_spreads_the_unseen_share_over_the_items_never_read():
+    young = Tally(reads=100.0, unseen=0.4, unread=1000)  # 40 of 100 views were first sights
+    young.filled([100.0])  # every product that was viewed
     assert young.share() == pytest.approx(0.6)
-    young.products_filled([0.0] * 500)
+    young.filled([0.0] * 500)
     assert young.share() == pytest.approx(0.6 + 0.4 * 0.5)
-    young.products_filled([0.0] * 600)  # more than were counted as never read: at most all of it
+    young.filled([0.0] * 600)  # more than were counted as never read: at most all of it
     assert young.share() == pytest.approx(1.0)
 
 
-def test_coverage_with_nothing_recorded_is_zero():
-    assert coverage(unread=10).share() == 0.0
+def test_coverage_weighs_each_tally_by_its_reads():
+    pages, views = Tally(reads=100.0, unseen=0.0, unread=0), Tally(reads=300.0, unseen=0.0, unread=0)
+    pages.filled([100.0])
+    assert Coverage(pages, views).share() == pytest.approx(0.25)
+    assert Coverage(Tally(0.0, 1.0, 10), Tally(0.0, 1.0, 10)).share() == 0.0  # nothing recorded
