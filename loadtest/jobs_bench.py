@@ -50,7 +50,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from api import create_app
-from catalog import queues
+from catalog import popularity, queues
 from catalog.config import Settings
 from jobs import context
 from loadtest import catalog, embedded
@@ -103,6 +103,7 @@ def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
     def draw(rng: random.Random) -> str:
         return f"/v1/products/{zipf.draw(rng)}"
 
+    _forget_popularity(settings)
     with _stack(settings, warm_on_start=False) as base:
         _read_load(base, draw, args.popularity_seconds, threads=args.threads)
         time.sleep(settings.popularity_flush_seconds + 1)  # the last view counts reach Redis
@@ -124,6 +125,7 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
     """The cold start under mixed reads, timed from the moment the new server answers: per second,
     the hit ratio over every cached resource and whether ``/readyz`` was 200."""
     draw = mixed_reads(ids, slugs, args.zipf, args.seed)
+    _forget_popularity(settings)
     with _stack(settings, warm_on_start=False) as base:
         # Other random streams than the measured phase's: the same popularity, not the same requests,
         # or the restart would replay exactly the reads the warm was ranked by.
@@ -147,6 +149,12 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
         "events_by_resource": events,  # the whole run, before ready too: where the misses were
         "series": series,
     }
+
+
+def _forget_popularity(settings: Settings) -> None:
+    """The counts start from this run's reads, as after a deploy, not from earlier runs' (which, with
+    the same random streams, would count every read several times)."""
+    queues.connect(settings.queue_url).delete(popularity.POPULARITY_KEY, popularity.PAGES_KEY)
 
 
 def mixed_reads(ids: list[int], slugs: list[str], exponent: float, seed: int):
