@@ -133,6 +133,7 @@ def test_flask_commands_exist_in_the_app_cli(compose, base_settings):
     app.extensions["shelf.engine"].dispose()
 
 
+@pytest.mark.system
 def test_gunicorn_loads_the_app_with_the_config(compose):
     argvs = [argv for argv in commands(compose["services"]["api"])]
     assert argvs == [["gunicorn", "-c", "gunicorn.conf.py", "api:create_app()"]]

@@ -30,6 +30,8 @@ import psycopg2
 import pytest
 import redis
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "dev_services.py"
 

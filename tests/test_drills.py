@@ -86,6 +86,7 @@ def own_postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.system
 def test_postgres_stopped_cached_reads_go_on_and_no_acknowledged_write_is_lost(
     own_postgres, settings, auth, redis_client
 ):

@@ -19,9 +19,10 @@ from tests.edge_support import HTTP, ShelfHttp, request, wait_until
 from tests.factories import make_category, make_product
 from tests.netproxy import TcpProxy
 
-pytestmark = pytest.mark.skipif(
-    not varnish.available(), reason="varnishd not installed (.ci/run installs it)"
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not varnish.available(), reason="varnishd not installed (.ci/run installs it)"),
+]
 
 
 @pytest.fixture

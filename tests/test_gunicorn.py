@@ -24,6 +24,8 @@ import pytest
 from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

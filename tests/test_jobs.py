@@ -191,6 +191,7 @@ def test_recomputes_are_idempotent(queue_app, engine, auth, queue_redis):
     assert first == second and first[1][0] == 3
 
 
+@pytest.mark.system
 def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, queue_redis, no_backoff):
     """A real rq worker is killed mid-job (SIGKILL); cleanup finds the abandoned job and retries it."""
     product = make_product(engine, make_category(engine))
@@ -214,7 +215,7 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
         lock.rollback()
     blocker.dispose()
     # The killed job's PostgreSQL backend runs its queued statement once the lock is free and only then
-    # finds its client gone; let it end, or the next test's TRUNCATE can deadlock with it.
+    # finds its client gone; let it end, or the next test's clean-up can deadlock with it.
     wait_for(lambda: busy_backends(engine) == 0)
     started = StartedJobRegistry(queues.HIGH, connection=queue_redis, serializer=JSONSerializer)
     started.cleanup(timestamp=time.time() + 3600)  # what any worker does once the execution expires
@@ -225,6 +226,7 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
+@pytest.mark.system
 def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, queue_redis):
     """SIGTERM mid-job: the worker lets the running job finish (rq's warm shutdown), then exits 0."""
     product = make_product(engine, make_category(engine))
@@ -247,6 +249,7 @@ def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, 
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("worker_class", "preloaded"), [("jobs.worker.Worker", True), ("rq.Worker", False)])
 def test_the_worker_loads_the_job_modules_once_before_forking(settings, queue_redis, worker_class, preloaded):
     """Our worker class imports the app before forking; rq's own leaves every job to import it."""

@@ -18,6 +18,8 @@ import requests
 from tests.conftest import TEST_TOKEN
 from tests.test_gunicorn import free_port, start, wait_until_serving
 
+pytestmark = pytest.mark.system
+
 SPENDER_TOKEN = "spender-" + secrets.token_hex(8)
 WRITE_BUDGET = 20
 MAX_BODY_BYTES = 1024 * 1024

@@ -89,6 +89,7 @@ def test_the_periodic_replay_sends_what_a_dead_process_left(queue_app, engine):
     assert queue_app.extensions["shelf.recomputes"].pending() == 0
 
 
+@pytest.mark.system
 def test_a_review_during_a_queue_outage_is_rated_soon_after_the_queue_returns(
     make_app, settings, engine, auth, own_redis, tmp_path
 ):

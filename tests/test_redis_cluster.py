@@ -27,6 +27,7 @@ def cluster_app(make_app, redis_cluster, redis_url):
     )
 
 
+@pytest.mark.system
 def test_the_cache_runs_on_the_cluster(cluster_app, engine):
     product = make_product(engine, make_category(engine))
     client = cluster_app.test_client()
@@ -36,6 +37,7 @@ def test_the_cache_runs_on_the_cluster(cluster_app, engine):
     assert client.get("/readyz").status_code == 200
 
 
+@pytest.mark.system
 def test_reads_follow_writes_on_the_cluster(cluster_app, engine, auth):
     """Products and list pages of several scopes (so several slots and nodes): each write's
     invalidation reaches every page it changes, and a list page assembled from product entries
@@ -71,6 +73,7 @@ def test_reads_follow_writes_on_the_cluster(cluster_app, engine, auth):
     assert created["id"] in stocks(listings[0])
 
 
+@pytest.mark.system
 def test_a_write_while_a_node_is_unreachable_is_replayed_before_that_node_serves(
     cluster_app, redis_cluster, engine, auth
 ):

@@ -21,6 +21,8 @@ from rq.serializers import JSONSerializer
 from jobs import queues
 from tests.test_jobs import start_worker, wait_for
 
+pytestmark = pytest.mark.system
+
 OUTAGE_SECONDS = 8
 
 

@@ -4,7 +4,7 @@ The correctness suites (modules that set ``STORES = ("redis", "cluster")``) run 
 against that Redis and against a 3-master Redis Cluster the session starts on free ports
 (``tests.redis_cluster``); ``redis_db``, ``backend`` and every region follow the ``store``
 parameter. A test marked ``standalone_redis`` (one that watches the server with MONITOR) runs on
-the single Redis only.
+the single Redis only. The cluster runs are marked ``system``, so ``-m 'not system'`` leaves them out.
 
 These tests need no PostgreSQL: ``clean_database`` overrides the autouse fixture of
 tests/conftest.py (which truncates the app's database) with a no-op of the same name.
@@ -40,7 +40,8 @@ def pytest_generate_tests(metafunc):
     stores = getattr(metafunc.module, "STORES", ("redis",))
     if metafunc.definition.get_closest_marker("standalone_redis"):
         stores = ("redis",)
-    metafunc.parametrize("store", stores, indirect=True)
+    params = [pytest.param(s, marks=pytest.mark.system) if s == "cluster" else s for s in stores]
+    metafunc.parametrize("store", params, indirect=True)
 
 
 @pytest.fixture

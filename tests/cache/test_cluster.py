@@ -13,6 +13,8 @@ from tests.redis_cluster import start_cluster
 
 from .conftest import TEST_REDIS_TIMEOUT_MS
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def own_cluster():

@@ -294,6 +294,7 @@ def test_peek_serves_fresh_hits_only_and_decides_nothing(make_region, backend, c
     assert region.peek(key).hit is None  # an open breaker: get_or_create bypasses the store
 
 
+@pytest.mark.system
 def test_a_near_cache_refuses_a_cluster(redis_cluster):
     """Tracking is per node: one listener on one node would miss the others' invalidations."""
     backend = ClusterBackend.from_url(redis_cluster.url, timeout_ms=TEST_REDIS_TIMEOUT_MS)

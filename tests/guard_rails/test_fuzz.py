@@ -29,6 +29,8 @@ from sqlalchemy import text
 from api.seed import seed_catalog
 from tests.test_gunicorn import ROOT, free_port, start, wait_until_serving
 
+pytestmark = pytest.mark.system
+
 EXAMPLES = int(os.environ.get("SHELF_FUZZ_EXAMPLES", "10"))
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 PHASES = "coverage,fuzzing"
