@@ -24,6 +24,8 @@ from api.cli import upgrade_database
 from tests.conftest import load_dev_services
 from tests.factories import make_category, make_products, token
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -86,7 +88,6 @@ def own_postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.system
 def test_postgres_stopped_cached_reads_go_on_and_no_acknowledged_write_is_lost(
     own_postgres, settings, auth, redis_client
 ):

@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from api.schemas import SORTS
 from tests.factories import make_category, make_product
 
+pytestmark = pytest.mark.system
+
 EXAMPLES = int(os.environ.get("SHELF_ORACLE_EXAMPLES", "12"))
 STEPS = 25
 MAX_PAGES = 4

@@ -169,6 +169,7 @@ def test_product_writes_keep_reviews_pages_and_the_tree_until_what_they_show_cha
     assert node["product_count"] == len(priced) - 1
 
 
+@pytest.mark.system
 def test_reads_that_start_after_a_write_see_it_while_readers_keep_pages_hot(make_app, category, priced, auth):
     """Two cached apps (two processes' near caches) are read hard by background threads while one
     writer moves prices; after each 2xx, each app's pages equal those of an app with the cache off."""
