@@ -71,7 +71,7 @@ BREAKER_COOLDOWN = 5.0
 """Seconds the breaker stays open before letting one probe through."""
 
 GENERATION_TTL = 86_400.0
-"""Generation counters expire when idle; must exceed every hard TTL (see ``Region.bump``)."""
+"""Generation counters expire when idle; must exceed every hard TTL (see ``Region.invalidate``)."""
 
 XFETCH_BETA = 1.0
 """XFetch eagerness: > 1 refreshes earlier, 0 disables probabilistic early refresh."""

@@ -85,7 +85,7 @@ def test_null_backend_always_computes_and_never_stores(null_region, redis_db):
 def test_null_backend_accepts_every_write_operation(null_region):
     key = null_region.keys.product(1)
     null_region.invalidate([key])
-    null_region.bump(null_region.keys.reviews_generation(1))
+    null_region.invalidate((), [null_region.keys.reviews_generation(1)])
     assert null_region.purge() == 0
     assert null_region.fill_many([(key, payload(b"x"))], null_region.reserve([key])) == 1
     assert null_region.get_or_create(key, CountingCreator(status=404)).state == State.MISS
