@@ -458,8 +458,3 @@ class ProblemSchema(ma.Schema):
     detail = fields.String()
     errors = fields.List(fields.Nested(FieldErrorSchema))
     request_id = fields.String()
-
-
-class HealthSchema(ma.Schema):
-    status = fields.String()
-    checks = fields.Dict(keys=fields.String(), values=fields.String())

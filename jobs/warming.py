@@ -32,7 +32,6 @@ from .queues import release_pending
 BATCH = 500
 START_PAGES = 200
 """First list pages the warm on start fills, the most read first."""
-SCOPES = ("popular", "category", "ids", "all")
 DEFAULT_POPULAR = 5000
 
 Progress = Callable[[int, int], None]
