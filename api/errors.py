@@ -36,16 +36,18 @@ log = logging.getLogger("shelf.api")
 class Problem(HTTPException):
     """An HTTP error carrying everything the problem+json body needs."""
 
-    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None):
+    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None, members=None):
         self.code = status
         self.description = detail or HTTPStatus(status).phrase
         self.errors = errors
         self.extra_headers = headers or {}
+        self.members = members or {}
         super().__init__(self.description)
 
 
 def problem(status: int, detail: str | None = None, **kwargs) -> Problem:
-    """Build a Problem to ``raise``: ``raise problem(404, "product 7 not found")``."""
+    """Build a Problem to ``raise``: ``raise problem(404, "product 7 not found")``. ``members`` adds
+    extension members to the document (RFC 9457 section 3.2), as /readyz adds its ``checks``."""
     return Problem(status, detail, **kwargs)
 
 
@@ -63,8 +65,8 @@ def field_errors(messages, location: str, prefix: str = "") -> list[dict]:
     return out
 
 
-def render(status: int, title: str, detail: str, *, errors=None, headers=None) -> Response:
-    body = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
+def render(status: int, title: str, detail: str, *, errors=None, headers=None, members=None) -> Response:
+    body = {**(members or {}), "type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     request_id = g.get("request_id")
@@ -89,6 +91,7 @@ def handle_http_exception(error: HTTPException) -> Response:
             error.description,
             errors=error.errors,
             headers=error.extra_headers,
+            members=error.members,
         )
     data = getattr(error, "data", None) or {}
     if "messages" in data:  # webargs validation failure: {location: {field: [messages]}}

@@ -20,10 +20,9 @@ from webargs.flaskparser import FlaskParser
 
 from . import flask_cache
 from .docs_page import ASSETS_URL
+from .errors import PROBLEM_MIMETYPE
 from .request_guards import MAX_TARGET_BYTES
 from .schemas import OPENAPI_SCHEMA, ProblemSchema
-
-PROBLEM_MIMETYPE = "application/problem+json"
 
 
 class StrictParser(FlaskParser):
