@@ -44,8 +44,8 @@ from . import caching, edge_tags, rate_limits, request_log, security_headers
 from .caching import HeaderPolicy, cache_headers
 from .config import Settings
 from .http import JSON, client_has
+from .models import MAX_INT
 from .popularity import ViewTracker
-from .services.products import MAX_ID
 
 PRODUCT = re.compile(r"/v1/products/([1-9][0-9]{0,9})\Z")
 OK, NOT_MODIFIED = "200 OK", "304 NOT MODIFIED"  # as werkzeug spells them
@@ -149,7 +149,7 @@ def _product_read(environ: dict) -> int | None:
     if match is None:
         return None
     product_id = int(match[1])
-    return product_id if product_id <= MAX_ID else None
+    return product_id if product_id <= MAX_INT else None
 
 
 def _response(environ: dict, result: Result, policy: HeaderPolicy) -> tuple[str, Headers, bytes]:

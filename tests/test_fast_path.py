@@ -137,7 +137,7 @@ def test_misses_and_cached_404s_go_to_flask_and_hits_do_not(make_app, product):
     missing = f"/v1/products/{product.id + 1000}"
     assert [client.get(missing).status_code for _ in range(3)] == [404, 404, 404]
     assert served.by_flask == 4
-    assert client.get("/v1/products/99999999999").status_code == 404  # past MAX_ID: Flask's 404
+    assert client.get("/v1/products/99999999999").status_code == 404  # past MAX_INT: Flask's 404
     assert served.by_flask == 5
 
 

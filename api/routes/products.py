@@ -11,6 +11,7 @@ from .. import caching, db, edge_tags, pagination, product_pages, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import check_if_match, no_content, send
+from ..models import MAX_INT
 from ..openapi import WRITE, Blueprint
 from ..representations import Rendered, render_product
 from ..services import products as service
@@ -77,7 +78,7 @@ class ProductsById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, product_id):
         """Read one active product."""
-        if not 0 < product_id <= service.MAX_ID:
+        if not 0 < product_id <= MAX_INT:
             raise problem(404, f"product {product_id} not found")
         current_app.extensions["shelf.views"].record(product_id)
         key = caching.keys().product(product_id)

@@ -9,6 +9,7 @@ from .. import caching, db, schemas
 from ..auth import require_token
 from ..errors import problem
 from ..http import send
+from ..models import MAX_INT
 from ..openapi import WRITE, Blueprint
 from ..representations import REVIEW, REVIEW_PAGE, Rendered, render
 from ..services import products as service
@@ -25,7 +26,7 @@ class ProductReviews(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, product_id):
         """List a product's reviews, newest first."""
-        if not 0 < product_id <= service.MAX_ID:
+        if not 0 < product_id <= MAX_INT:
             raise problem(404, f"product {product_id} not found")
         query = {**query, "product_id": product_id}
         after = decode_cursor(query)
