@@ -31,8 +31,8 @@ max_requests_jitter = max_requests // 10
 
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
 # them. With one shared socket, whichever worker wakes first accepts, and long-lived keep-alive
-# connections (a load balancer's pool, a load generator's users) stay where they landed: we measured
-# 31 of 32 on one worker, whose single core (the GIL) then served them all while the other idled.
+# connections (a load balancer's pool, a load generator's users) stay where they landed: nearly all
+# can end up on one worker, whose single core (the GIL) then serves them while the others idle.
 reuse_port = hasattr(socket, "SO_REUSEPORT")
 
 # The longest request line gunicorn reads (its maximum). The app's own bound on the path and query

@@ -27,7 +27,7 @@ PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE = "about:blank"
 """Every problem's type (RFC 9457 section 4.2.1): the status says what kind of error it is, ``title``
 is its phrase, ``detail`` and ``errors`` say the rest. Shelf serves no page per problem type, so it
-names none (a relative ``/problems/...`` type that answered 404 was worse than none)."""
+names none (a type URI that answers 404 would be worse than none)."""
 RETRY_AFTER_SECONDS = 5
 """What a 503 for a server that is down asks clients to wait: about a Redis restart or a failover."""
 log = logging.getLogger("shelf.api")

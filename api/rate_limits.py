@@ -9,12 +9,11 @@ have several (``"20/second;1200/minute"``). Over budget is a 429 problem with
 ``Retry-After``; every limited response carries the ``RateLimit-Policy`` and
 ``RateLimit`` fields of draft-ietf-httpapi-ratelimit-headers-10.
 
-Written by hand, after Flask-Limiter: measured under load, it spent about
-0.56 ms and four Redis commands per request (its counter script, then a TTL
-and a GET for the headers), more than the cached read it guarded. Counting
-every request in Redis, even in one script call, was then still the single
-biggest cost of a cached read (about 0.2 ms of 1.0 ms), so each process
-*leases* tokens: one script call takes a chunk of a client's budget (``INCRBY``
+Written by hand rather than with Flask-Limiter, which sends four Redis commands
+per request (its counter script, then a TTL and a GET for the headers): more
+than the cached read it guards. Counting every request in Redis, even in one
+script call, would still be the biggest single cost of a cached read, so each
+process *leases* tokens: one script call takes a chunk of a client's budget (``INCRBY``
 on every window's counter, ``EXPIRE`` on a new window) and the next requests
 spend it from memory, with no Redis round trip. A window's reset follows from
 its index, so the headers need nothing more. The ``limits`` package still

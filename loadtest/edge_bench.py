@@ -154,7 +154,7 @@ def measure(workload: str, opts, origin: str, front: str, cache, paths: dict, ou
         (paths["categories"], 1.0),
     ]
     for group, _ in groups:
-        for path in group:  # every URL once: the cached case, as the issue measured it
+        for path in group:  # every URL once: the cached case the edge arms compare
             HTTP.request("GET", front + path)
     shelf_before, edge_before = shelf_stats(origin), cache.stats() if cache else {}
     checker = StaleChecker(origin, front, paths["detail"][:5])

@@ -1,9 +1,9 @@
 """A near cache: entries read from Redis kept in the process, dropped when Redis says they changed.
 
 A hit in the process costs no round trip at all; a plain Redis GET costs one, and on
-this stack that round trip (pool, socket, parser) was the largest cost of a cached read
-left. Staleness is prevented by Redis itself, not by a TTL: server-assisted client-side
-caching (``CLIENT TRACKING``, Redis 6+). Reads that may be kept are sent as ``CLIENT
+this stack that round trip (pool, socket, parser) is the largest cost of a cached read.
+Staleness is prevented by Redis itself, not by a TTL: server-assisted client-side caching
+(``CLIENT TRACKING``, Redis 6+). Reads that may be kept are sent as ``CLIENT
 CACHING YES`` + ``GET``/``MGET`` on a connection tracking in OPTIN mode, so Redis
 remembers exactly those keys; when one is written, deleted, expired or evicted, Redis
 pushes its name to this process's listener connection (RESP2, subscribed to
