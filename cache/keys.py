@@ -93,10 +93,6 @@ class KeyBuilder:
     def reviews(self, product_id: int, params: Mapping) -> CacheKey:
         return self._scoped("reviews", str(_id(product_id)), params)
 
-    def list_generation(self, scope: str) -> str:
-        """The generation counter ``Region.invalidate`` increments to drop every list page of ``scope``."""
-        return f"{self._tag('product_list', _token(scope))}:{GENERATION}"
-
     def reviews_generation(self, product_id: int) -> str:
         return f"{self._tag('reviews', str(_id(product_id)))}:{GENERATION}"
 
