@@ -12,9 +12,9 @@ import re
 import pytest
 
 from api.fast_path import FastPath
-from tests.cache.support import commands_sent
 from tests.conftest import log_records
 from tests.factories import make_category, make_product
+from tests.test_caching import app_commands_sent
 
 VARYING = {
     "Server-Timing": re.compile(r"cache;dur=\d+\.\d\d, db;dur=0\.00"),
@@ -207,10 +207,9 @@ def test_without_a_near_cache_it_answers_hits_read_from_redis(make_app, product,
     served = Served(app)
     client = app.test_client()
     path = f"/v1/products/{product.id}"
-    cache_client = app.extensions["shelf.cache_client"]
     assert client.get(path).headers["X-Cache"] == "MISS"
     responses = []
-    sent = commands_sent(cache_client, redis_url, lambda: responses.append(client.get(path)))
+    sent = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "HIT" and served.by_flask == 1
     assert sent == [f"GET {app.extensions['shelf.region'].keys.product(product.id).entry}"]
 
@@ -222,9 +221,7 @@ def test_a_miss_handed_to_flask_reads_the_cache_once(make_app, product, redis_ur
     path = f"/v1/products/{product.id}"
     entry_key = app.extensions["shelf.region"].keys.product(product.id).entry
     responses = []
-    sent = commands_sent(
-        app.extensions["shelf.cache_client"], redis_url, lambda: responses.append(client.get(path))
-    )
+    sent = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "MISS"
     assert sent.count(f"GET {entry_key}") == 1  # the fast path's read, handed on; then the lease and fill
 
