@@ -73,6 +73,14 @@ BULK_TIMEOUT_MS = 2000
 """Redis timeout of bulk work (warming): a pipeline of hundreds of fills may take longer than a read
 may wait, and a slow one must not open the request path's circuit breaker."""
 
+REFRESH_THREADS = 2
+"""Background threads per process that recompute stale entries off the request path (each holds a
+database connection while it works: ``Settings.db_pool_size`` counts one)."""
+
+NEAR_MAX_AGE = 300
+"""Seconds a near-cache slot is kept at most, the product entry's soft TTL: Redis's invalidation
+pushes keep it exact, the age bounds what a lost push could cost."""
+
 
 def region() -> Region:
     return current_app.extensions["shelf.region"]
@@ -177,7 +185,6 @@ def cache_config(settings: Settings) -> CacheConfig:
     return CacheConfig(
         key_prefix=settings.cache_prefix,
         ttls=ttls,
-        negative_ttl=settings.cache_negative_ttl,
         wait_budget_ms=settings.cache_wait_ms,
         redis_timeout_ms=settings.cache_redis_timeout_ms,
     )
@@ -191,7 +198,7 @@ def _backend(settings: Settings, redis_backend: RedisBackend, metrics: Prometheu
     return NearCache(
         redis_backend,
         settings.cache_local_entries,
-        settings.cache_local_max_age,
+        NEAR_MAX_AGE,
         on_local_hit=lambda resource: metrics.count(Event.LOCAL_HITS, resource),
     )
 
@@ -217,9 +224,9 @@ class _CountsOnly:
 def _refresher(app: Flask, settings: Settings) -> BackgroundRefresher | None:
     """Stale entries' recomputes, off the request path: each runs in an app context of its own,
     whose teardown closes the session its creator opened."""
-    if not settings.cache_enabled or settings.cache_refresh_threads == 0:
+    if not settings.cache_enabled:
         return None
-    return BackgroundRefresher(settings.cache_refresh_threads, context=app.app_context)
+    return BackgroundRefresher(REFRESH_THREADS, context=app.app_context)
 
 
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:

@@ -429,7 +429,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     reads = budget("reads", "SHELF_RATE_LIMIT_READS", settings.rate_limit_reads)
     writes = budget("writes", "SHELF_RATE_LIMIT_WRITES", settings.rate_limit_writes)
     client = redis.Redis.from_url(
-        settings.rate_limit_redis_url or settings.redis_url,
+        settings.queue_url,
         socket_timeout=STORAGE_TIMEOUT_SECONDS,
         socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again
@@ -439,7 +439,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         "Requests served without rate limiting because the counter store failed",
         registry=metrics_registry(app),
     )
-    limiter = RateLimiter(RedisCounter(client, settings.rate_limit_prefix), reads, writes, errors)
+    limiter = RateLimiter(RedisCounter(client, settings.limits_prefix), reads, writes, errors)
     app.extensions[EXTENSION_KEY] = limiter
     app.before_request(limiter.check)
     app.after_request(add_headers)

@@ -61,7 +61,7 @@ WAIT_BUDGET_MS = 250
 WAIT_POLL_MS = 10
 """Interval at which a waiting caller re-reads the entry."""
 
-REDIS_TIMEOUT_MS = 50
+REDIS_TIMEOUT_MS = 100
 """Socket connect/read timeout: a slow Redis must cost less than the database query it saves."""
 
 BREAKER_THRESHOLD = 5

@@ -11,7 +11,7 @@ With DATABASE_URL / REDIS_URL unset it runs on embedded servers (``loadtest.embe
   worker run as separate processes; for random products a review is posted and
   the product is read every 20 ms until its rating count moves. The delay is
   measured from the POST's 201 to the first read that shows it; it includes the
-  recompute debounce (``SHELF_RECOMPUTE_DEBOUNCE_SECONDS``, default 2 s).
+  recompute debounce (``api.config.RECOMPUTE_DEBOUNCE_SECONDS``, 2 s).
 * **cold start**: Zipf-popular reads (the load test's distribution) build up
   view counts for ``--popularity-seconds``; then the cache is purged and the API
   restarted with warm-on-start, and the same reads start the moment it answers.

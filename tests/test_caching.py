@@ -168,10 +168,10 @@ def test_equivalent_list_queries_share_one_entry(client, engine, category):
 
 
 def test_junk_parameters_never_reach_the_cache(client, redis_client):
-    before = set(redis_client.keys("shelf:*"))
+    before = set(redis_client.keys("shelf:cache:*"))
     assert client.get("/v1/products?colour=red").status_code == 400
     assert client.get("/v1/products?cursor=forged.cursor").status_code == 400
-    assert set(redis_client.keys("shelf:*")) == before
+    assert set(redis_client.keys("shelf:cache:*")) == before
 
 
 # --- invalidation on writes -------------------------------------------------------------------
@@ -466,7 +466,7 @@ def test_caching_off_runs_the_same_code_without_storing(settings, engine, catego
     for _ in range(2):
         response = client.get(f"/v1/products/{product.id}")
         assert response.status_code == 200 and response.headers["X-Cache"] == "BYPASS"
-    assert redis_client.keys("shelf:*") == []
+    assert redis_client.keys("shelf:cache:*") == []
     app.extensions["shelf.engine"].dispose()
 
 

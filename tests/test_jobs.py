@@ -493,7 +493,7 @@ def test_cli_warm_runs_here_with_a_progress_bar(queue_app, engine):
 def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
     from jobs import cron
 
-    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    entries, next_due = cron.schedule(), {}
     assert cron.tick(queue_redis, entries, next_due, now=100.0) == [
         "recompute_all",
         "drain_outbox",
@@ -558,7 +558,7 @@ def test_warm_requests_past_the_bound_are_503_with_retry_after(settings, engine,
 def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queue_redis, unused_port):
     from jobs import cron
 
-    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    entries, next_due = cron.schedule(), {}
     down = queues.connect(f"redis://127.0.0.1:{unused_port}/0")
     assert cron.tick(down, entries, next_due, now=100.0) == []  # logged, and the loop goes on
     # Ten seconds on, both are tried again: the hourly recompute does not wait out its hour.

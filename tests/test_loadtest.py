@@ -81,8 +81,7 @@ def server(settings, redis_client, engine, token, tmp_path):
         "SHELF_API_TOKENS": f"bench:{token}",
         "SHELF_RATE_LIMIT_READS": "1000000/minute",  # every user comes from 127.0.0.1
         "SHELF_RATE_LIMIT_WRITES": "1000000/minute",
-        "SHELF_CACHE_PREFIX": f"smoke-{run_id}",
-        "SHELF_RATE_LIMIT_PREFIX": f"smoke-{run_id}-ratelimit",
+        "SHELF_KEY_PREFIX": f"smoke-{run_id}",
         "SHELF_WEB_WORKERS": "2",
         "SHELF_WEB_THREADS": "2",
         "SHELF_LOG_LEVEL": "WARNING",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from api import readiness
-from api.config import ConfigError, Settings
 from api.popularity import PAGES_KEY
 from jobs import context
 from jobs.warming import warm_on_start
@@ -82,9 +81,3 @@ def test_the_warm_fills_the_most_read_list_pages_and_products_and_reports_ready(
     assert readyz(warming_app).status_code == 200
     for path in [*pages, *(f"/v1/products/{p.id}" for p in products)]:
         assert client.get(path).headers["X-Cache"] == "HIT", path
-
-
-@pytest.mark.parametrize("raw", ["1.5", "-0.1", "most"])
-def test_a_ready_ratio_outside_0_to_1_refuses_to_start(raw):
-    with pytest.raises(ConfigError, match="SHELF_WARM_READY_RATIO"):
-        Settings.from_env({"SHELF_WARM_READY_RATIO": raw})

@@ -22,7 +22,6 @@ def cluster_app(make_app, redis_cluster, redis_url):
     return make_app(
         redis_url=redis_cluster.url,
         queue_redis_url=redis_url,
-        rate_limit_redis_url=redis_url,
         cache_local_entries=0,
     )
 
@@ -97,7 +96,6 @@ def test_a_cluster_down_at_start_up_degrades_the_cache_instead_of_failing(make_a
     app = make_app(
         redis_url=f"redis+cluster://127.0.0.1:{closed_port()}",
         queue_redis_url=redis_url,
-        rate_limit_redis_url=redis_url,
         cache_local_entries=0,
     )
     client = app.test_client()
@@ -117,11 +115,6 @@ def test_a_cluster_down_at_start_up_degrades_the_cache_instead_of_failing(make_a
     [
         ({"queue_redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_QUEUE_REDIS_URL"),
         ({"redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_QUEUE_REDIS_URL"),
-        ({"rate_limit_redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_RATE_LIMIT_REDIS_URL"),
-        (
-            {"redis_url": "redis+cluster://127.0.0.1:7000", "queue_redis_url": "redis://127.0.0.1:6379/0"},
-            "SHELF_RATE_LIMIT_REDIS_URL",
-        ),
     ],
 )
 def test_a_cluster_where_one_server_is_needed_is_refused(settings, changes, named):
@@ -132,11 +125,11 @@ def test_a_cluster_where_one_server_is_needed_is_refused(settings, changes, name
 def test_the_near_cache_is_refused_on_a_cluster(settings, redis_url):
     cluster = {"redis_url": "redis+cluster://127.0.0.1:7000", "queue_redis_url": redis_url}
     with pytest.raises(ConfigError, match="SHELF_CACHE_LOCAL_ENTRIES=0"):
-        settings.replace(**cluster, rate_limit_redis_url=redis_url)
+        settings.replace(**cluster)
     assert settings.replace(**cluster, rate_limits_enabled=False, cache_local_entries=0).redis_url
 
 
 def test_the_refusal_happens_at_start_up_from_the_environment(redis_url):
     environ = {"REDIS_URL": "redis+cluster://127.0.0.1:7000", "SHELF_CACHE_LOCAL_ENTRIES": "0"}
-    with pytest.raises(ConfigError, match="rq queues need a standalone Redis"):
+    with pytest.raises(ConfigError, match="rq queues and rate-limit counters need a standalone Redis"):
         create_app(Settings.from_env(environ))
