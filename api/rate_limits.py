@@ -63,10 +63,9 @@ import redis
 from flask import Flask, Response, current_app, g, request
 from limits import parse_many
 from prometheus_client import CollectorRegistry, Counter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
+from cache.backends.cluster import client_from_url
 from cache.breaker import Breaker
 
 from .auth import client_for
@@ -428,12 +427,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         return
     reads = budget("reads", "SHELF_RATE_LIMIT_READS", settings.rate_limit_reads)
     writes = budget("writes", "SHELF_RATE_LIMIT_WRITES", settings.rate_limit_writes)
-    client = redis.Redis.from_url(
-        settings.queue_url,
-        socket_timeout=STORAGE_TIMEOUT_SECONDS,
-        socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again
-    )
+    client = client_from_url(settings.queue_url, STORAGE_TIMEOUT_SECONDS, retries=False)
     errors = Counter(
         "shelf_rate_limit_storage_errors",
         "Requests served without rate limiting because the counter store failed",

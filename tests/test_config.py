@@ -10,6 +10,7 @@ import pytest
 
 from api.auth import client_for
 from api.config import DEV_TOKEN, ENV_VARIABLES, ConfigError, Settings, parse_tokens
+from cache.backends.cluster import LazyClusterClient, client_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,3 +116,22 @@ def test_gunicorn_reads_the_same_settings_as_the_app(monkeypatch, tmp_path):
 def test_gunicorn_refuses_a_malformed_setting_as_the_app_does(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="SHELF_WEB_WORKERS"):
         gunicorn_config(monkeypatch, tmp_path, SHELF_WEB_WORKERS="many")
+
+
+def test_every_redis_client_is_built_by_the_one_factory():
+    factory = ROOT / "cache" / "backends" / "cluster.py"
+    sources = [p for d in ("api", "cache", "jobs") for p in (ROOT / d).rglob("*.py") if p != factory]
+    builders = re.compile(r"\b(?:Redis|RedisCluster)(?:\.from_url)?\(")  # near.py copies a pool: allowed
+    assert [str(p.relative_to(ROOT)) for p in sources if builders.search(p.read_text())] == []
+
+
+def test_the_factory_gives_each_role_its_timeout_and_retry_policy(redis_url):
+    patient = client_from_url(redis_url, 2.0)
+    failing_fast = client_from_url(redis_url, 0.1, retries=False)
+    assert patient.ping() and failing_fast.ping()
+    assert patient.connection_pool.connection_kwargs["socket_timeout"] == 2.0
+    assert failing_fast.connection_pool.connection_kwargs["socket_connect_timeout"] == 0.1
+    assert failing_fast.get_retry()._retries == 0
+    assert isinstance(client_from_url("redis+cluster://127.0.0.1:1", 0.1), LazyClusterClient)
+    patient.close()
+    failing_fast.close()
