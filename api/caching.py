@@ -224,7 +224,7 @@ class _CountsOnly:
 def _refresher(app: Flask, settings: Settings) -> BackgroundRefresher | None:
     """Stale entries' recomputes, off the request path: each runs in an app context of its own,
     whose teardown closes the session its creator opened."""
-    if not settings.cache_enabled:
+    if not settings.cache_enabled or REFRESH_THREADS == 0:  # 0: a stale entry is recomputed in the request
         return None
     return BackgroundRefresher(REFRESH_THREADS, context=app.app_context)
 
