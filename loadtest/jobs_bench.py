@@ -53,7 +53,7 @@ from api import create_app
 from catalog import queues
 from catalog.config import Settings
 from jobs import context
-from loadtest import catalog, embedded
+from loadtest import bench_catalog, embedded
 from loadtest.workload import SORTS, Zipf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if os.environ.get(embedded.MARK):  # the embedded Valkey's db 0 is make run's when it shares it
         os.environ["REDIS_URL"] = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/3"))
-    catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
+    bench_catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
     benches = set(args.benches.split(","))
     random.seed(args.seed)
     settings = Settings.from_env()

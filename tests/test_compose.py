@@ -179,7 +179,17 @@ def test_cron_runs_the_project_periodic_job_loop(compose):
     assert importlib.util.find_spec("jobs.cron") is not None
 
 
-ENV_READERS = ["api", "cache", "jobs", "scripts", "tests", "gunicorn.conf.py", "Makefile", "compose.yaml"]
+ENV_READERS = [
+    "api",
+    "cache",
+    "catalog",
+    "jobs",
+    "scripts",
+    "tests",
+    "gunicorn.conf.py",
+    "Makefile",
+    "compose.yaml",
+]
 
 
 def test_env_example_documents_every_variable_read():
