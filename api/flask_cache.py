@@ -38,13 +38,14 @@ from cache.config import ResourceTTL
 from cache.entry import Payload, etag_for
 from cache.keys import CacheKey
 from cache.region import Region
+from catalog.resources import FLASK_CACHE
 
 logger = logging.getLogger("shelf.flask_cache")
 
 cache = Cache()
 """The app's Flask-Caching extension (bound by ``init_app``): ``@cache.cached()``, ``@cache.memoize()``."""
 
-RESOURCE = "flask_cache"
+RESOURCE = FLASK_CACHE.name
 STALE_FACTOR = 2.0
 """Hard expiry as a multiple of the decorator's ``timeout`` (its soft expiry)."""
 

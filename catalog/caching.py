@@ -26,12 +26,13 @@ from cache.backends.cluster import backend_from_url
 from cache.backends.near import NearCache
 from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
-from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
+from cache.config import CacheConfig
 from cache.entry import Payload
 from cache.metrics import Event, PrometheusMetrics
 from cache.refresh import BackgroundRefresher
 from cache.region import Region
 
+from . import resources
 from .config import Settings
 from .representations import Rendered
 
@@ -63,11 +64,9 @@ class Regions:
 
 
 def cache_config(settings: Settings) -> CacheConfig:
-    ttls = dict(DEFAULT_TTLS)
-    ttls.update({name: ResourceTTL(hard, soft) for name, (hard, soft) in settings.cache_ttls.items()})
     return CacheConfig(
         key_prefix=settings.cache_prefix,
-        ttls=ttls,
+        ttls=resources.ttls(settings.cache_ttls),
         negative_ttl=settings.cache_negative_ttl,
         wait_budget_ms=settings.cache_wait_ms,
         redis_timeout_ms=settings.cache_redis_timeout_ms,
@@ -83,8 +82,9 @@ def build_regions(
     redis_backend = backend_from_url(settings.redis_url, settings.cache_redis_timeout_ms)
     metrics = PrometheusMetrics(registry)
     backend = _backend(settings, redis_backend, metrics)
-    region = Region(backend, config, metrics, refresher=_refresher(settings, refresh_context))
-    return Regions(region, _bulk_region(settings, config, metrics), redis_backend)
+    keys = resources.CatalogKeys(settings.cache_prefix)
+    region = Region(backend, config, metrics, refresher=_refresher(settings, refresh_context), keys=keys)
+    return Regions(region, _bulk_region(settings, config, metrics, keys), redis_backend)
 
 
 def _backend(settings: Settings, redis_backend: RedisBackend, metrics: PrometheusMetrics) -> Backend:
@@ -100,12 +100,14 @@ def _backend(settings: Settings, redis_backend: RedisBackend, metrics: Prometheu
     )
 
 
-def _bulk_region(settings: Settings, config: CacheConfig, metrics: PrometheusMetrics) -> Region:
+def _bulk_region(
+    settings: Settings, config: CacheConfig, metrics: PrometheusMetrics, keys: resources.CatalogKeys
+) -> Region:
     """The same keys and policy over its own connection pool, timeout and breaker (connects when used)."""
     if not settings.cache_enabled:
-        return Region(NullBackend(), config, metrics)
+        return Region(NullBackend(), config, metrics, keys=keys)
     timeout_ms = max(BULK_TIMEOUT_MS, settings.cache_redis_timeout_ms)
-    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
+    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics), keys=keys)
 
 
 class _CountsOnly:

@@ -17,6 +17,7 @@ from marshmallow import fields, validate
 
 from cache.metrics import Event as CacheEvent
 
+from . import resources
 from .currencies import ISO_4217
 
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -356,7 +357,7 @@ class PageQuerySchema(Strict):
 
 # --- admin --------------------------------------------------------------------------------
 
-CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews", "flask_cache")
+CACHE_RESOURCES = resources.NAMES
 
 
 WARM_SCOPES = ("popular", "category", "ids", "all")

@@ -201,6 +201,10 @@ def test_jobs_never_import_the_api(graph):
     assert jobs_to_api(graph) == []
 
 
+def test_the_cache_names_no_shelf_resource():
+    assert resource_names(cache_sources()) == []
+
+
 # --- each check fails when its rule is broken -------------------------------------------------
 
 
