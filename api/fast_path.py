@@ -16,7 +16,7 @@ Flask untouched:
   (``RateLimiter.spend_read``; a request over budget goes to Flask with its token already spent, and
   Flask answers the 429), the view count, the cache headers (``caching.cache_headers``), 304 on
   ``If-None-Match``, and the security headers;
-* ``tests/test_fast_path.py`` sends the same requests through it and through Flask and compares
+* ``tests/api/test_fast_path.py`` sends the same requests through it and through Flask and compares
   status, body and headers, so the two cannot drift apart unnoticed.
 
 It must sit inside ProxyFix, which rewrites ``REMOTE_ADDR`` for the limiter and the log, so the

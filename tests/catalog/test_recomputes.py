@@ -21,7 +21,7 @@ from sqlalchemy import text
 from catalog.models import RecomputeRequest
 from jobs import context, maintenance
 from tests.factories import make_category, make_product
-from tests.test_jobs import queued, review, run_worker, start_worker, wait_for
+from tests.jobs.test_jobs import queued, review, run_worker, start_worker, wait_for
 
 VISIBLE_WITHIN_SECONDS = 5
 """What the README promises: a review's rating shows this soon after the queue is back."""

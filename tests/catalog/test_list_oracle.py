@@ -9,7 +9,7 @@ over from one example to the next, so later examples start from states earlier o
 
 ``SHELF_ORACLE_EXAMPLES`` (default 12, 25 steps each: 300 steps, about a minute) sets the length
 of the run; a longer one for local use:
-``SHELF_ORACLE_EXAMPLES=200 make test ARGS="tests/test_list_oracle.py"`` (5,000 steps).
+``SHELF_ORACLE_EXAMPLES=200 make test ARGS="tests/catalog/test_list_oracle.py"`` (5,000 steps).
 """
 
 from __future__ import annotations

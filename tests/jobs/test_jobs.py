@@ -33,7 +33,7 @@ from catalog.services import aggregates
 from jobs import context, warming
 from tests.factories import make_category, make_product, make_products
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 
 from catalog.services import products as product_service
+from tests.api.test_caching import counting_sql, metric
 from tests.cache.support import commands_sent
 from tests.factories import make_category, make_product
-from tests.test_caching import counting_sql, metric
 
 
 @pytest.fixture

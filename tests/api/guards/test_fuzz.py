@@ -77,7 +77,7 @@ def schemathesis_run(base: str, token: str, categories: dict, report) -> subproc
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),  # for the hooks module
-        "SCHEMATHESIS_HOOKS": "tests.guard_rails.fuzz_hooks",
+        "SCHEMATHESIS_HOOKS": "tests.api.guards.fuzz_hooks",
         **categories,  # for the hooks
     }
     # The CLI keeps a cache in its working folder: the report's, never the work tree.
