@@ -10,7 +10,7 @@ import re
 import pytest
 
 from api import create_app
-from api.request_log import JsonFormatter
+from catalog.logs import JsonFormatter
 
 
 def test_healthz_is_ok(client):
