@@ -19,9 +19,9 @@ if _metrics_dir_owned:
 
 
 def _read_settings():
-    """Shelf's Settings, imported only now: importing the app loads prometheus_client, which reads
+    """Shelf's Settings, imported only now: importing Shelf may load prometheus_client, which reads
     PROMETHEUS_MULTIPROC_DIR once, when it is first imported."""
-    from api.config import Settings
+    from catalog.config import Settings
 
     return Settings.from_env()
 
@@ -43,7 +43,7 @@ graceful_timeout = 20  # what SIGTERM gives requests in flight (scripts/run.sh w
 reuse_port = hasattr(socket, "SO_REUSEPORT")
 
 # The longest request line gunicorn reads (its maximum). The app's own bound on the path and query
-# string is lower (api.request_guards.MAX_TARGET_BYTES), so it answers over-long ones itself, with its
+# string is lower (api.guards.request_guards.MAX_TARGET_BYTES), so it answers over-long ones itself, with its
 # headers and log line; gunicorn answers only what is longer still, in problem+json as well.
 limit_request_line = 8190
 

@@ -1,7 +1,8 @@
 """Shelf's app factory. The WSGI entry point is ``api:create_app()``.
 
-Clients (engine, Redis) are built here from one Settings object, never at
-import time, so tests and jobs can build an app against their own servers.
+The app is Flask over a runtime (``catalog.runtime``) built from one Settings object when the
+app is created, never at import time, so tests can build apps against their own servers; jobs
+build their own runtime and never an app.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import os
 from flask import Flask
 
 from cache.backends.cluster import client_from_url
+from catalog.config import Settings
+from catalog.popularity import ViewTracker
+from catalog.readiness import WarmGate
+from catalog.runtime import Runtime, build_runtime
 
 from . import (
     background,
@@ -21,20 +26,14 @@ from . import (
     edge,
     errors,
     fast_path,
-    guard_rails,
+    guards,
     keep_alive,
     local_servers,
     metrics,
-    request_guards,
     request_log,
 )
 from .application import Shelf
-from .config import Settings
-from .invalidation import Outbox
 from .openapi import OPENAPI_CONFIG, Api
-from .popularity import ViewTracker
-from .readiness import WarmGate
-from .replica import ReplicaReads
 from .routes import admin, categories, jobs, ops, products, reviews
 
 REDIS_TIMEOUT_SECONDS = 0.25
@@ -50,23 +49,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["shelf.targets"] = targets
     app.config.update(OPENAPI_CONFIG)
     request_log.init_app(app, settings.log_level)
-    request_guards.init_app(app, settings.max_body_bytes)
     keep_alive.init_app(app, settings.max_body_bytes)
     registry = metrics.init_app(app)
-    fast_path.init_app(app, settings)  # before the guard rails: it must sit inside their ProxyFix
-    guard_rails.init_app(app, settings)  # after metrics: it counts into the app's registry
-    effects: list = []  # what every write's transaction records; run in this order after it commits
-    db.init_app(app, settings, effects, registry)
-    effects.append(background.init_app(app, settings, db.engine_of(app)))
-    init_cache(app, settings, registry, effects)
-    app.extensions["shelf.views"] = ViewTracker(
-        app.extensions["shelf.queue"], settings.popularity_flush_seconds
-    )
+    fast_path.init_app(app, settings)  # before the guards: it must sit inside their ProxyFix
+    guards.init_app(app, settings)  # after metrics: the rate limiter counts into the app's registry
+    runtime = build_runtime(settings, registry, refresh_context=app.app_context)
+    init_runtime(app, runtime)
+    app.extensions["shelf.views"] = ViewTracker(runtime.queue, settings.popularity_flush_seconds)
     app.extensions["shelf.warm_gate"] = WarmGate(
-        app.extensions["shelf.queue"],
-        settings.warm_on_start,
-        settings.warm_ready_ratio,
-        settings.warm_ready_seconds,
+        runtime.queue, settings.warm_on_start, settings.warm_ready_ratio, settings.warm_ready_seconds
     )
     app.extensions["shelf.redis"] = client_from_url(settings.redis_url, REDIS_TIMEOUT_SECONDS)
     api = Api(app)
@@ -79,26 +70,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def init_cache(app: Flask, settings: Settings, registry, effects: list) -> None:
-    region = caching.init_app(app, settings, registry)
-    purger = edge.init_app(app, settings, db.engine_of(app))
-    patient = app.extensions["shelf.bulk_region"]
-    outbox = Outbox(db.engine_of(app), region, (purger,) if purger else (), patient)
-    if purger is not None:
-        purger.cache_pending = outbox.pending  # edge purges are replayed after Redis has caught up
-    app.extensions["shelf.outbox"] = outbox
-    effects.append(outbox)
-    if settings.cache_enabled:
-        app.extensions["shelf.redis_backend"].on_connect(outbox.on_redis_connect)
-    if settings.cache_enabled and settings.replica_database_url:
-        replica = replica_reads(app, settings, registry)
-        app.extensions["shelf.replica"] = replica
-        outbox.before_apply.append(replica.record_writes)
-
-
-def replica_reads(app: Flask, settings: Settings, registry) -> ReplicaReads:
-    replica_engine = db.make_engine(settings.replace(database_url=settings.replica_database_url))
-    client = app.extensions["shelf.cache_client"]
-    key = f"{settings.cache_prefix}:replica-watermark"
-    breaker = app.extensions["shelf.region"].breaker
-    return ReplicaReads(db.engine_of(app), replica_engine, client, key, registry, breaker)
+def init_runtime(app: Flask, runtime: Runtime) -> None:
+    """The runtime's parts as the app's extensions, where views and hooks find them."""
+    app.extensions["shelf.runtime"] = runtime
+    app.extensions["shelf.engine"] = runtime.engine
+    app.extensions["shelf.sessionmaker"] = runtime.sessions
+    app.extensions["shelf.outbox"] = runtime.outbox
+    if runtime.replica is not None:
+        app.extensions["shelf.replica"] = runtime.replica
+    db.init_app(app)
+    background.init_app(app, runtime)
+    caching.init_app(app, runtime)
+    edge.init_app(app, runtime.edge)

@@ -1,6 +1,6 @@
 """The app's side of background work: the queue, triggers for operators, job listings.
 
-What writes enqueue (recomputes, kept through queue outages) is ``api.recomputes``.
+What writes enqueue (recomputes, kept through queue outages) is ``catalog.recomputes``.
 
 Trigger arguments are validated here, before anything is queued: a bad
 trigger is a 4xx, never a job that fails later.
@@ -13,22 +13,20 @@ import hashlib
 
 import orjson
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from rq.job import Job
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from catalog import queues, readiness
+from catalog.config import Settings
+from catalog.models import Category, Product
+from catalog.runtime import Runtime
+from catalog.services.errors import Busy, InvalidInput, NotFound
 from jobs import aggregates as aggregate_jobs
-from jobs import queues
+from jobs import context as job_context
 from jobs import warming as warm_jobs
-
-from . import readiness
-from .config import Settings
-from .models import Category, Product
-from .recomputes import RecomputeRequests
-from .services.errors import Busy, InvalidInput, NotFound
-from .services.jobs import job_status
+from jobs.status import job_status
 
 
 def connection() -> redis.Redis:
@@ -116,7 +114,7 @@ def requeue_failed(job_ids: list[str] | None) -> int:
 
 def warm_on_start(settings: Settings) -> Job | None:
     """Queue one warm of the most read list pages and products when the API starts (gunicorn's
-    when_ready); /readyz says "warming" until it has covered enough (api.readiness)."""
+    when_ready); /readyz says "warming" until it has covered enough (catalog.readiness)."""
     if not settings.warm_on_start:
         return None
     connection = queues.connect(settings.queue_url)
@@ -131,9 +129,13 @@ def warm_on_start(settings: Settings) -> Job | None:
     )
 
 
-def init_app(app: Flask, settings: Settings, engine: Engine) -> RecomputeRequests:
-    """The queue's connection; returns the effect that queues the recomputes writes call for."""
-    app.extensions["shelf.queue"] = queues.connect(settings.queue_url)
-    effect = RecomputeRequests(engine, app.extensions["shelf.queue"], settings)
-    app.extensions["shelf.recomputes"] = effect
-    return effect
+def init_app(app: Flask, runtime: Runtime) -> None:
+    """The queue's connection and the recompute requests of writes, from the runtime; a job run
+    inline (``SHELF_JOBS_EAGER``) gets the runtime of the app it runs in."""
+    app.extensions["shelf.queue"] = runtime.queue
+    app.extensions["shelf.recomputes"] = runtime.recomputes
+    job_context.embed(_app_runtime)
+
+
+def _app_runtime() -> Runtime | None:
+    return current_app.extensions["shelf.runtime"] if has_app_context() else None

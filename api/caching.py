@@ -1,16 +1,8 @@
-"""Flask wiring of the cache layer: one Region per app, and the read helper views use.
+"""Flask wiring of the cache layer: the read helper views use, and the headers every read carries.
 
-The engine (leases, single flight, stale-while-revalidate, breaker) lives in
-the framework-free ``cache`` package. Flask-Caching is registered over the
-same Region (``api.flask_cache``), so its decorators get the same single
-flight, stale-while-revalidate and breaker, and pickle nothing.
-``SHELF_CACHE_ENABLED=false`` swaps in the null
-backend: the very same code path with nothing stored, the baseline the
-benchmarks compare against. With ``SHELF_CACHE_LOCAL_ENTRIES`` > 0 (the default)
-the Redis backend is fronted by a near cache in each process
-(``cache.backends.near``): a hot entry is then served without a round trip.
-``REDIS_URL`` may name a Redis Cluster (``redis+cluster://host:port``, see
-``cache.backends.cluster``); the near cache must then be off.
+The regions themselves are the runtime's (``catalog.caching``). Flask-Caching is registered over
+the same Region (``api.flask_cache``), so its decorators get the same single flight,
+stale-while-revalidate and breaker, and pickle nothing.
 
 :func:`serve` turns a Region result into the HTTP response: the stored
 bytes, their ETag (``If-None-Match`` answers 304 without PostgreSQL or
@@ -25,61 +17,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
-from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from cache.api import Backend
-from cache.backends.cluster import backend_from_url
-from cache.backends.near import NearCache
-from cache.backends.null import NullBackend
-from cache.backends.redis import RedisBackend
-from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
 from cache.entry import Payload
 from cache.keys import CacheKey
-from cache.metrics import Event, PrometheusMetrics
-from cache.refresh import BackgroundRefresher
+from cache.metrics import Event
 from cache.region import Region, Result, State
+from catalog import edge_tags
+from catalog.caching import not_found, payload
+from catalog.config import Settings
+from catalog.representations import Rendered
+from catalog.runtime import Runtime
+from catalog.schemas import CACHE_RESOURCES
+from catalog.services.errors import NotFound
 
-from . import edge_tags, flask_cache, metrics
-from .config import Settings
+from . import flask_cache, metrics
 from .db import fill_reads
 from .errors import render as render_problem
 from .http import send
-from .representations import Rendered
-from .schemas import CACHE_RESOURCES
-from .services.errors import NotFound
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""
 
-NOT_FOUND_ETAG = '"not-found"'
-
-
-def not_found(detail: str) -> Payload:
-    """A cached 404 keeps its detail ("product 7 not found"), so a hit says what the miss said."""
-    return Payload(404, detail.encode(), NOT_FOUND_ETAG)
-
-
-def payload(rendered: Rendered) -> Payload:
-    return Payload(200, rendered.body, rendered.etag)
-
-
 LOOKUP = "shelf.cache_lookup"
 """WSGI environ key: ``(key, lookup)``, the cache read ``api.fast_path`` made before handing the
 request to Flask (lookup None when it could not read), so ``serve`` does not read it again."""
-
-BULK_TIMEOUT_MS = 2000
-"""Redis timeout of bulk work (warming): a pipeline of hundreds of fills may take longer than a read
-may wait, and a slow one must not open the request path's circuit breaker."""
-
-REFRESH_THREADS = 2
-"""Background threads per process that recompute stale entries off the request path (each holds a
-database connection while it works: ``Settings.db_pool_size`` counts one)."""
-
-NEAR_MAX_AGE = 300
-"""Seconds a near-cache slot is kept at most, the product entry's soft TTL: Redis's invalidation
-pushes keep it exact, the age bounds what a lost push could cost."""
 
 
 def region() -> Region:
@@ -98,7 +61,7 @@ def serve(
 ) -> Response:
     """Answer a read from the cache; on a miss ``build()`` makes it, and its NotFound is cached as a 404.
     With ``assemble``, what is cached is not the body but what the body is made from at each read;
-    ``shown`` names the edge tags (``api.edge_tags``) of the other entries an assembled body shows."""
+    ``shown`` names the edge tags (``catalog.edge_tags``) of the other entries an assembled body shows."""
 
     def creator() -> Payload:
         try:
@@ -179,67 +142,10 @@ def stats() -> dict:
     }
 
 
-def cache_config(settings: Settings) -> CacheConfig:
-    ttls = dict(DEFAULT_TTLS)
-    ttls.update({name: ResourceTTL(hard, soft) for name, (hard, soft) in settings.cache_ttls.items()})
-    return CacheConfig(
-        key_prefix=settings.cache_prefix,
-        ttls=ttls,
-        wait_budget_ms=settings.cache_wait_ms,
-        redis_timeout_ms=settings.cache_redis_timeout_ms,
-    )
-
-
-def _backend(settings: Settings, redis_backend: RedisBackend, metrics: PrometheusMetrics) -> Backend:
-    if not settings.cache_enabled:
-        return NullBackend()
-    if not settings.cache_local_entries:
-        return redis_backend
-    return NearCache(
-        redis_backend,
-        settings.cache_local_entries,
-        NEAR_MAX_AGE,
-        on_local_hit=lambda resource: metrics.count(Event.LOCAL_HITS, resource),
-    )
-
-
-def _bulk_region(settings: Settings, config: CacheConfig, metrics: PrometheusMetrics) -> Region:
-    """The same keys and policy over its own connection pool, timeout and breaker (connects when used)."""
-    if not settings.cache_enabled:
-        return Region(NullBackend(), config, metrics)
-    timeout_ms = max(BULK_TIMEOUT_MS, settings.cache_redis_timeout_ms)
-    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
-
-
-class _CountsOnly:
-    """The bulk region's events count with the rest; the breaker gauge stays the request path's."""
-
-    def __init__(self, metrics: PrometheusMetrics):
-        self.count = metrics.count
-
-    def breaker_state(self, state: int) -> None:
-        return None
-
-
-def _refresher(app: Flask, settings: Settings) -> BackgroundRefresher | None:
-    """Stale entries' recomputes, off the request path: each runs in an app context of its own,
-    whose teardown closes the session its creator opened."""
-    if not settings.cache_enabled or REFRESH_THREADS == 0:  # 0: a stale entry is recomputed in the request
-        return None
-    return BackgroundRefresher(REFRESH_THREADS, context=app.app_context)
-
-
-def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Region:
-    config = cache_config(settings)
-    redis_backend = backend_from_url(settings.redis_url, settings.cache_redis_timeout_ms)
-    client = redis_backend.client
-    metrics = PrometheusMetrics(registry)
-    backend = _backend(settings, redis_backend, metrics)
-    built = Region(backend, config, metrics, refresher=_refresher(app, settings))
-    app.extensions["shelf.region"] = built
-    app.extensions["shelf.cache_headers"] = HeaderPolicy.from_settings(settings)
-    app.extensions["shelf.bulk_region"] = _bulk_region(settings, config, metrics)
-    app.extensions["shelf.cache_client"] = client
-    app.extensions["shelf.redis_backend"] = redis_backend
+def init_app(app: Flask, runtime: Runtime) -> None:
+    app.extensions["shelf.region"] = runtime.region
+    app.extensions["shelf.cache_headers"] = HeaderPolicy.from_settings(runtime.settings)
+    app.extensions["shelf.bulk_region"] = runtime.bulk_region
+    app.extensions["shelf.cache_client"] = runtime.cache_client
+    app.extensions["shelf.redis_backend"] = runtime.redis_backend
     flask_cache.init_app(app)
-    return built

@@ -2,7 +2,7 @@
 
 Alembic is driven through its Python API so the URL comes from the same
 Settings as the app; the plain ``alembic`` CLI works too (see alembic.ini).
-The seed command loads the generated demo catalog of ``api.seed``.
+The seed command loads the generated demo catalog of ``catalog.seed``.
 
 Every command runs against the servers it was told about: ``DATABASE_URL`` /
 ``REDIS_URL``, or those of a running ``make run`` (``api.local_servers``); with
@@ -28,15 +28,21 @@ from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import create_engine
 
+from catalog.config import Settings
+from catalog.schemas import (
+    CACHE_RESOURCES,
+    RECOMPUTE_SCOPES,
+    WARM_SCOPES,
+    RecomputeRequestSchema,
+    WarmRequestSchema,
+)
+from catalog.seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
+from catalog.services.errors import DomainError
 from jobs import warming as warm_jobs
+from jobs.status import job_status
 
 from . import background, local_servers
-from .config import Settings
 from .db import session
-from .schemas import CACHE_RESOURCES, RECOMPUTE_SCOPES, WARM_SCOPES, RecomputeRequestSchema, WarmRequestSchema
-from .seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
-from .services.errors import DomainError
-from .services.jobs import job_status
 
 ROOT = Path(__file__).resolve().parent.parent
 

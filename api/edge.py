@@ -1,4 +1,4 @@
-"""Flask wiring of the edge caches: the purger (``api.edge_purge``) and the write's header.
+"""Flask wiring of the edge caches: the runtime's purger (``catalog.edge_purge``) and the write's header.
 
 A request whose writes left an edge purge unacknowledged answers with ``X-Edge-Purge: pending``
 (``done`` when every edge acknowledged); requests that purged nothing carry no such header.
@@ -7,22 +7,17 @@ A request whose writes left an edge purge unacknowledged answers with ``X-Edge-P
 from __future__ import annotations
 
 from flask import Flask, Response
-from sqlalchemy.engine import Engine
 
-from .config import Settings
-from .edge_purge import EdgePurger, unacknowledged
+from catalog.edge_purge import EdgePurger, unacknowledged
 
 HEADER = "X-Edge-Purge"
 EXTENSION_KEY = "shelf.edge"
 
 
-def init_app(app: Flask, settings: Settings, engine: Engine) -> EdgePurger | None:
-    """The app's purger, or None when no edge is configured."""
-    if not settings.edge_purge_urls:
-        return None
-    purger = EdgePurger(
-        engine, settings.edge_purge_urls, settings.edge_purge_timeout_ms, settings.edge_purge_mode
-    )
+def init_app(app: Flask, purger: EdgePurger | None) -> None:
+    """Say what the request's purges came to; nothing when no edge is configured (no purger)."""
+    if purger is None:
+        return
     app.extensions[EXTENSION_KEY] = purger
 
     @app.before_request
@@ -35,5 +30,3 @@ def init_app(app: Flask, settings: Settings, engine: Engine) -> EdgePurger | Non
         if missing is not None:
             response.headers[HEADER] = "pending" if missing else "done"
         return response
-
-    return purger

@@ -20,8 +20,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from cache.api import CacheUnavailable
-
-from .services.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
+from catalog.services.errors import Busy, Conflict, DomainError, InvalidInput, NotFound, PreconditionFailed
 
 PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE = "about:blank"

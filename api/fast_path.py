@@ -16,7 +16,7 @@ Flask untouched:
   (``RateLimiter.spend_read``; a request over budget goes to Flask with its token already spent, and
   Flask answers the 429), the view count, the cache headers (``caching.cache_headers``), 304 on
   ``If-None-Match``, and the security headers;
-* ``tests/test_fast_path.py`` sends the same requests through it and through Flask and compares
+* ``tests/api/test_fast_path.py`` sends the same requests through it and through Flask and compares
   status, body and headers, so the two cannot drift apart unnoticed.
 
 It must sit inside ProxyFix, which rewrites ``REMOTE_ADDR`` for the limiter and the log, so the
@@ -39,13 +39,15 @@ from dataclasses import dataclass
 from flask import Flask
 
 from cache.region import Region, Result
+from catalog import edge_tags
+from catalog.config import Settings
+from catalog.models import MAX_INT
+from catalog.popularity import ViewTracker
 
-from . import caching, edge_tags, rate_limits, request_log, security_headers
+from . import caching, request_log
 from .caching import HeaderPolicy, cache_headers
-from .config import Settings
+from .guards import rate_limits, security_headers
 from .http import JSON, client_has
-from .models import MAX_INT
-from .popularity import ViewTracker
 
 PRODUCT = re.compile(r"/v1/products/([1-9][0-9]{0,9})\Z")
 OK, NOT_MODIFIED = "200 OK", "304 NOT MODIFIED"  # as werkzeug spells them

@@ -38,15 +38,15 @@ from cache.config import ResourceTTL
 from cache.entry import Payload
 from cache.keys import CacheKey
 from cache.region import Region
-
-from .representations import etag_of
+from catalog.representations import etag_of
+from catalog.resources import FLASK_CACHE
 
 logger = logging.getLogger("shelf.flask_cache")
 
 cache = Cache()
 """The app's Flask-Caching extension (bound by ``init_app``): ``@cache.cached()``, ``@cache.memoize()``."""
 
-RESOURCE = "flask_cache"
+RESOURCE = FLASK_CACHE.name
 STALE_FACTOR = 2.0
 """Hard expiry as a multiple of the decorator's ``timeout`` (its soft expiry)."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Response, request
 from werkzeug.http import parse_etags, unquote_etag
 
+from catalog.representations import Rendered
+
 from .errors import problem
-from .representations import Rendered
 
 JSON = "application/json"
 

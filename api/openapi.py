@@ -18,11 +18,12 @@ import marshmallow as ma
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
+from catalog.schemas import OPENAPI_SCHEMA, ProblemSchema
+
 from . import flask_cache
 from .docs_page import ASSETS_URL
 from .errors import PROBLEM_MIMETYPE
-from .request_guards import MAX_TARGET_BYTES
-from .schemas import OPENAPI_SCHEMA, ProblemSchema
+from .guards.request_guards import MAX_TARGET_BYTES
 
 
 class StrictParser(FlaskParser):

@@ -126,11 +126,12 @@ class Region:
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = unit_random,
         refresher: Refresher | None = None,
+        keys: KeyBuilder | None = None,
     ):
         self.backend, self.config = backend, config or CacheConfig()
         self.refresher = refresher
         self._reads_suspended = threading.Event()
-        self.keys = KeyBuilder(self.config.key_prefix)
+        self.keys = keys if keys is not None else KeyBuilder(self.config.key_prefix)  # the app's resources
         self.metrics = metrics or NullMetrics()
         self._clock, self._random = clock, random
         self._log = RateLimitedLog(logger)
@@ -262,6 +263,17 @@ class Region:
             ttl_ms = int(self.config.generation_ttl * 1000)
             resource = keys[0].resource if keys else "generation"
             self._call(resource, self.backend.invalidate, keys, generation_keys, ttl_ms, tags)
+
+    def invalidate_past_breaker(
+        self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = (), tags: Sequence[str] = ()
+    ) -> None:
+        """``invalidate`` sent even while the breaker is open, and not counted by it: for a connection
+        hook that replays owed invalidations before the new connection serves anything, while the
+        breaker still holds the outage being recovered from. Raises ``CacheUnavailable``."""
+        keys = list(keys)
+        if keys or generation_keys or tags:
+            ttl_ms = int(self.config.generation_ttl * 1000)
+            self.backend.invalidate(keys, generation_keys, ttl_ms, tags)
 
     def get_many(self, keys: Sequence[CacheKey]) -> list[Entry | None]:
         """Entries of unscoped keys, to assemble a response from (one round trip at most, none

@@ -1,2 +1,2 @@
 """rq jobs: module-level functions that take ids and plain values, queued with their policy through
-``jobs.queues``, run by ``jobs.worker``; ``jobs.cron`` queues the periodic ones."""
+``catalog.queues``, run by ``jobs.worker``; ``jobs.cron`` queues the periodic ones."""

@@ -13,13 +13,13 @@ from dataclasses import replace
 from rq import get_current_job
 from sqlalchemy import select
 
-from api.list_deps import listing
-from api.models import Category, Product, ProductRatingSummary
-from api.services import aggregates
-from api.services.effects import AGGREGATES, Change, record
+from catalog.list_deps import listing
+from catalog.models import Category, Product, ProductRatingSummary
+from catalog.queues import release_pending
+from catalog.services import aggregates
+from catalog.services.effects import AGGREGATES, Change, record
 
 from . import context
-from .queues import release_pending
 
 
 def recompute_product(product_id: int) -> dict:

@@ -5,7 +5,7 @@
 * the outbox drain, for cache invalidations a crashed process left behind
   (every ``OUTBOX_DRAIN_SECONDS``);
 * the replay of recompute requests that writes recorded but did not queue
-  (every ``OUTBOX_DRAIN_SECONDS`` too; see ``api.recomputes``).
+  (every ``OUTBOX_DRAIN_SECONDS`` too; see ``catalog.recomputes``).
 
 Each is queued at start and then every interval, debounced like any job (one
 waits per kind, so several of these loops, or a slow worker, never pile them
@@ -27,9 +27,10 @@ import time
 
 import redis
 
-from api.config import Settings
+from catalog import queues
+from catalog.config import Settings
 
-from . import aggregates, maintenance, queues
+from . import aggregates, maintenance
 
 FULL_RECOMPUTE_SECONDS = 3600
 """Interval of the full aggregate recompute, the backstop for recomputes a write could not queue."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from catalog.queues import release_pending
+
 from . import context
-from .queues import release_pending
 
 
 def drain_outbox() -> dict:
@@ -13,9 +14,9 @@ def drain_outbox() -> dict:
     job = get_current_job()
     if job is not None:
         release_pending(job.connection, job)
-    extensions = context.app().extensions
-    applied = extensions["shelf.outbox"].drain()
-    edge = extensions.get("shelf.edge")  # edge purges not acknowledged yet (api.edge_purge)
+    runtime = context.runtime()
+    applied = runtime.outbox.drain()
+    edge = runtime.edge  # edge purges not acknowledged yet (catalog.edge_purge)
     return {"applied": applied, "edge_purged": edge.drain() if edge is not None else 0}
 
 
@@ -25,4 +26,4 @@ def send_recomputes() -> dict:
     job = get_current_job()
     if job is not None:
         release_pending(job.connection, job)
-    return {"sent": context.app().extensions["shelf.recomputes"].replay()}
+    return {"sent": context.runtime().recomputes.replay()}

@@ -18,16 +18,18 @@ from rq import get_current_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import caching, pagination, popularity, product_pages, readiness
-from api.models import Category, Product, ProductRatingSummary
-from api.popularity import most_viewed
-from api.representations import REVIEW_PAGE, render, render_product
-from api.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
-from api.services import products as product_service
-from api.services.categories import get_category_by_slug, subtree_ids
+from catalog import pagination, popularity, product_pages, readiness
+from catalog.caching import payload
+from catalog.models import Category, Product, ProductRatingSummary
+from catalog.popularity import most_viewed
+from catalog.queues import release_pending
+from catalog.representations import REVIEW_PAGE, render, render_product
+from catalog.runtime import Runtime
+from catalog.schemas import SORTS, PageQuerySchema, ProductListQuerySchema
+from catalog.services import products as product_service
+from catalog.services.categories import get_category_by_slug, subtree_ids
 
 from . import context
-from .queues import release_pending
 
 BATCH = 500
 START_PAGES = 200
@@ -50,15 +52,15 @@ def warm(
     if job is not None:
         release_pending(job.connection, job)
     report = progress or _job_progress(job)
-    app = context.app()
-    region = app.extensions["shelf.bulk_region"]  # its own timeout and breaker, not the requests'
+    runtime = context.runtime()
+    region = runtime.bulk_region  # its own timeout and breaker, not the requests'
     with context.session() as db:
-        targets, note = _targets(db, app, scope, limit, category, ids)
+        targets, note = _targets(db, runtime, scope, limit, category, ids)
         stored = 0
         for start in range(0, len(targets), BATCH):
             stored += warm_products(db, region, targets[start : start + BATCH])
             report(min(start + BATCH, len(targets)), len(targets))
-        pages = sum(warm_list_pages(db, region, app, slug) for slug in _list_scopes(db, scope, category))
+        pages = sum(warm_list_pages(db, region, runtime, slug) for slug in _list_scopes(db, scope, category))
     summary = {"scope": scope, "products": len(targets), "stored": stored, "list_pages": pages}
     if stored < len(targets):
         note += (
@@ -74,7 +76,7 @@ def warm_products(db: Session, region, product_ids: list[int]) -> int:
     if not reserved:
         return 0
     rows = list(db.scalars(select(Product).where(Product.id.in_(reserved), Product.is_active)).unique())
-    items = [(keys[p.id], caching.payload(render_product(p))) for p in rows]
+    items = [(keys[p.id], payload(render_product(p))) for p in rows]
     db.expunge_all()
     stored = region.fill_many(items, reservation)
     warm_review_pages(db, region, [p.id for p in rows])
@@ -89,14 +91,12 @@ def warm_review_pages(db: Session, region, product_ids: list[int]) -> int:
     reserved = [pid for pid in product_ids if keys[pid] in reservation.generations]
     if not reserved:
         return 0
-    secret = context.app().config["SHELF"].secret_key
+    secret = context.runtime().settings.secret_key
     items = []
     for pid, (rows, last) in product_service.first_review_pages(db, reserved, limit).items():
         query = {"limit": limit, "cursor": None, "product_id": pid}
         cursor = None if last is None else pagination.encode(secret, query, last)
-        items.append(
-            (keys[pid], caching.payload(render(REVIEW_PAGE, {"items": rows, "next_cursor": cursor})))
-        )
+        items.append((keys[pid], payload(render(REVIEW_PAGE, {"items": rows, "next_cursor": cursor}))))
     db.expunge_all()
     return region.fill_many(items, reservation)
 
@@ -111,20 +111,22 @@ def _list_scopes(db: Session, scope: str, category: str | None) -> list[str | No
     return []
 
 
-def warm_list_pages(db: Session, region, app, slug: str | None) -> int:
+def warm_list_pages(db: Session, region, runtime: Runtime, slug: str | None) -> int:
     """The first page of every sort of a category's list (of the unfiltered list when ``slug`` is
     None), keyed exactly as a request's would be."""
     scope = {} if slug is None else {"category": slug}
     queries = [ProductListQuerySchema().load({**scope, "sort": sort}) for sort in SORTS]
-    return warm_page_queries(db, region, app, queries)
+    return warm_page_queries(db, region, runtime, queries)
 
 
-def warm_page_queries(db: Session, region, app, queries: list[dict], shown: list[int] | None = None) -> int:
+def warm_page_queries(
+    db: Session, region, runtime: Runtime, queries: list[dict], shown: list[int] | None = None
+) -> int:
     """The first pages of validated list ``queries``, keyed exactly as a request's would be; the ids of
     the products they list are added to ``shown``, when given."""
     if not queries:
         return 0
-    secret = app.config["SHELF"].secret_key
+    secret = runtime.settings.secret_key
     keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)
     items = []
@@ -139,19 +141,19 @@ def warm_page_queries(db: Session, region, app, queries: list[dict], shown: list
 
 
 def warm_on_start(limit: int, pages: int = START_PAGES) -> dict:
-    """The warm a starting API waits for (api.readiness): the most read first list pages, then the
+    """The warm a starting API waits for (catalog.readiness): the most read first list pages, then the
     most viewed products in batches, then the products those pages list (a page hit is assembled
     from its products' entries), reporting after each step the share of all recorded reads (page
     reads and product views) filled so far."""
-    app = context.app()
-    connection, region = app.extensions["shelf.queue"], app.extensions["shelf.bulk_region"]
+    runtime = context.runtime()
+    connection, region = runtime.queue, runtime.bulk_region
     page_counts = popularity.scored(connection, popularity.PAGES_KEY, pages)
     product_counts = popularity.scored(connection, popularity.POPULARITY_KEY, limit)
     total = popularity.total_reads(connection, popularity.PAGES_KEY)
     total += popularity.total_reads(connection, popularity.POPULARITY_KEY)
     queries, covered, shown = _page_queries(page_counts), 0.0, []
     with context.session() as db:
-        list_pages = warm_page_queries(db, region, app, [query for query, _ in queries], shown)
+        list_pages = warm_page_queries(db, region, runtime, [query for query, _ in queries], shown)
         covered += sum(reads for _, reads in queries)
         readiness.report(connection, covered / total if total else 0.0, done=False)
         views = {int(member): reads for member, reads in product_counts}
@@ -177,22 +179,22 @@ def _page_queries(counted: list[tuple[bytes, float]]) -> list[tuple[dict, float]
     return valid
 
 
-def _targets(db: Session, app, scope, limit, category, ids) -> tuple[list[int], str]:
+def _targets(db: Session, runtime: Runtime, scope, limit, category, ids) -> tuple[list[int], str]:
     """The products to warm, and a note on how they were chosen where the count may surprise."""
     if scope == "ids":
         return list(dict.fromkeys(ids)), ""
     if scope == "popular":
-        return _popular(db, app, limit or DEFAULT_POPULAR)
+        return _popular(db, runtime, limit or DEFAULT_POPULAR)
     stmt = select(Product.id).where(Product.is_active).order_by(Product.id)
     if scope == "category":
         stmt = stmt.where(Product.category_id.in_(subtree_ids(db, get_category_by_slug(db, category).id)))
     return list(db.scalars(stmt.limit(limit) if limit else stmt)), ""
 
 
-def _popular(db: Session, app, limit: int) -> tuple[list[int], str]:
+def _popular(db: Session, runtime: Runtime, limit: int) -> tuple[list[int], str]:
     """The most viewed products, topped up with the most reviewed ones when fewer were viewed (a
     fresh start has counted few views): a warm of 5,000 warms 5,000 where the catalog has them."""
-    viewed = most_viewed(app.extensions["shelf.queue"], limit)
+    viewed = most_viewed(runtime.queue, limit)
     targets = viewed
     if len(viewed) < limit:
         targets = list(dict.fromkeys([*viewed, *_most_reviewed(db, limit + len(viewed))]))[:limit]

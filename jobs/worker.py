@@ -1,12 +1,11 @@
 """The rq worker class Shelf runs: ``rq worker --worker-class jobs.worker.Worker ...``.
 
 rq forks a work horse for every job, and the horse imports the job's module before
-running it. Shelf's job modules import the whole app stack (Flask, SQLAlchemy, marshmallow,
-flask-smorest), several times the work of a recompute, which would cap a burst of reviews at
-about one job a second. Importing the job modules here, in the worker process, means every fork
-starts with them loaded. Only modules are loaded before the fork: no app is built and no
-connection opened (each horse builds its own, see ``jobs.context``), so nothing is shared
-across processes.
+running it. Our job modules import the core (SQLAlchemy, marshmallow, the cache), which takes
+several times the work of a recompute, so a burst of reviews would drain at little more than one
+job a second. Importing the job modules here, in the worker process, means every fork starts
+with them loaded. Only modules are loaded before the fork: no runtime is built and no connection
+opened (each horse builds its own, see ``jobs.context``), so nothing is shared across processes.
 
 The worker and its scheduler also ride out an outage of the queue's Redis. rq retries
 only its blocking dequeue; any other Redis call of the work loop (its state, heartbeats,

@@ -36,9 +36,9 @@ import redis
 import urllib3
 from sqlalchemy import create_engine, text
 
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 
-from . import catalog, environment, server, varnish
+from . import bench_catalog, environment, server, varnish
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "edge-bench-token"  # noqa: S105 - a throwaway server's write token
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
     env = {"DATABASE_URL": opts.database_url, "REDIS_URL": opts.redis_url}
     base_env = {**os.environ, **env}
-    catalog.prepare(base_env, opts.products, opts.reviews, 42)
+    bench_catalog.prepare(base_env, opts.products, opts.reviews, 42)
     paths = workload_paths(opts.database_url, opts.hot)
     out = ROOT / "loadtest" / "results" / ("edge-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True)

@@ -18,7 +18,7 @@ import psutil
 import redis
 from sqlalchemy import create_engine, text
 
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 
 from .server import ROOT
 

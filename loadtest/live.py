@@ -22,7 +22,7 @@ import urllib.request
 from sqlalchemy import create_engine, text
 
 from api import local_servers
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 
 LOAD_TEST_READS_PER_SECOND = 1000
 """A read budget below this per second, per client, throttles a load test from one machine."""

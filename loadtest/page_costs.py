@@ -45,7 +45,7 @@ def counted(engine):
 
 def one_hit(database_url: str, redis_url: str, near_entries: int) -> dict:
     from api import create_app
-    from api.config import Settings
+    from catalog.config import Settings
 
     environ = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SHELF_ENV": "development"}
     environ |= {"SHELF_RATE_LIMITS_ENABLED": "false", "SHELF_WARM_ON_START": "false"}

@@ -4,8 +4,8 @@ URL the caller put in the config) to the models' schema."""
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from api.config import Settings
-from api.models import Base
+from catalog.config import Settings
+from catalog.models import Base
 
 config = context.config
 target_metadata = Base.metadata

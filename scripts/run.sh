@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs Shelf locally (what `make run` does inside scripts/dev_services.py): creates the database if
 # missing, migrates and seeds it, then serves the API with gunicorn (gunicorn.conf.py) next to an rq
-# worker until Ctrl-C / SIGTERM, which stops both. Reads Shelf's settings as the app does (api.config:
+# worker until Ctrl-C / SIGTERM, which stops both. Reads Shelf's settings as the app does (catalog.config:
 # where gunicorn listens, the queue's Redis, the write token it prints) and SHELF_STOP_TIMEOUT, a
 # setting of this script only; flask, gunicorn, rq and python come from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 { read -r host && read -r port && read -r queue_url && read -r token; } < <(
-    python -c 'import sys; from api.config import print_settings; print_settings(sys.argv[1:])' \
+    python -c 'import sys; from catalog.config import print_settings; print_settings(sys.argv[1:])' \
         host port queue_url write_token
 )
 url_host="$host"

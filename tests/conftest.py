@@ -32,10 +32,10 @@ from sqlalchemy import create_engine, text
 
 from api import create_app
 from api.cli import upgrade_database
-from api.config import Settings
-from api.models import Base
-from api.rate_limits import EXTENSION_KEY
-from api.request_log import JsonFormatter
+from api.guards.rate_limits import EXTENSION_KEY
+from catalog.config import Settings
+from catalog.logs import JsonFormatter
+from catalog.models import Base
 from tests.cache.support import FakeClock
 from tests.netproxy import TcpProxy
 from tests.redis_cluster import start_cluster

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from api.models import Category, CategoryStats, Product, ProductRatingSummary
+from catalog.models import Category, CategoryStats, Product, ProductRatingSummary
 
 
 def token(prefix: str = "t") -> str:

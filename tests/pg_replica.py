@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from api.config import normalize_database_url
+from catalog.config import normalize_database_url
 from tests.conftest import load_dev_services
 
 dev_services = load_dev_services()

@@ -22,7 +22,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from api import create_app
-from tests.test_config import REMOVED
+from tests.catalog.test_config import REMOVED
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"postgres", "redis", "migrate", "api", "worker", "cron"}
@@ -181,7 +181,17 @@ def test_cron_runs_the_project_periodic_job_loop(compose):
     assert importlib.util.find_spec("jobs.cron") is not None
 
 
-ENV_READERS = ["api", "cache", "jobs", "scripts", "tests", "gunicorn.conf.py", "Makefile", "compose.yaml"]
+ENV_READERS = [
+    "api",
+    "cache",
+    "catalog",
+    "jobs",
+    "scripts",
+    "tests",
+    "gunicorn.conf.py",
+    "Makefile",
+    "compose.yaml",
+]
 
 
 def test_env_example_documents_every_variable_read():

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.models import Product
+from catalog.models import Product
 from tests.factories import make_category, make_products
 
 pytestmark = pytest.mark.system

@@ -1,5 +1,5 @@
 """Shelf behind a real Varnish (``varnish/shelf.vcl``): tags, purge on write, conditional requests,
-and an edge that is down or slow (``api.edge_tags``, ``api.edge_purge``, ``loadtest.varnish``)."""
+and an edge that is down or slow (``catalog.edge_tags``, ``catalog.edge_purge``, ``loadtest.varnish``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import func, select, text
 
-from api.config import ConfigError, Settings
-from api.models import EdgePurge
+from catalog.config import ConfigError, Settings
+from catalog.models import EdgePurge
 from loadtest import varnish
 from tests.edge_support import HTTP, ShelfHttp, request, wait_until
 from tests.factories import make_category, make_product

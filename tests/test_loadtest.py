@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from api.seed import seed_catalog
+from catalog.seed import seed_catalog
 from loadtest import live, report
 from loadtest.arms import plateaued
-from loadtest.catalog import export_active_ids
+from loadtest.bench_catalog import export_active_ids
 from loadtest.endpoints import PERSONA_ENDPOINTS
 from loadtest.histogram import Histograms, percentiles
 from loadtest.server import ROOT, gunicorn, venv_tool

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from api.seed import seed_catalog
+from catalog.seed import seed_catalog
 from loadtest import ceiling, run
-from loadtest.catalog import export_active_ids
+from loadtest.bench_catalog import export_active_ids
 from loadtest.server import SERVERS, serve
 
 

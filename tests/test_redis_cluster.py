@@ -7,8 +7,8 @@ import pytest
 from redis.crc import key_slot
 
 from api import create_app
-from api.config import ConfigError, Settings
 from cache.backends.cluster import ClusterBackend, close_cluster_client
+from catalog.config import ConfigError, Settings
 from tests.cache.support import closed_port
 from tests.factories import make_category, make_product, token
 

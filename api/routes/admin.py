@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from .. import background, caching, db, schemas
-from ..auth import require_token
+from catalog import schemas
+from jobs.status import job_status
+
+from .. import background, caching, db
+from ..guards.auth import require_token
 from ..openapi import WRITE, Blueprint
-from ..services.jobs import job_status
 
 blp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Operating the cache.")
 

@@ -7,13 +7,15 @@ import re
 from flask import url_for
 from flask.views import MethodView
 
-from .. import caching, db, schemas
-from ..auth import require_token
+from catalog import schemas
+from catalog.representations import CATEGORY, CATEGORY_TREE, Rendered, render
+from catalog.services import categories as service
+
+from .. import caching, db
 from ..errors import problem
+from ..guards.auth import require_token
 from ..http import check_if_match, no_content, send
 from ..openapi import WRITE, Blueprint
-from ..representations import CATEGORY, CATEGORY_TREE, Rendered, render
-from ..services import categories as service
 
 blp = Blueprint("categories", __name__, url_prefix="/v1/categories", description="The category tree.")
 

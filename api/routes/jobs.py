@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from .. import background, schemas
+from catalog import schemas
+from jobs.status import job_status
+
+from .. import background
 from ..openapi import Blueprint
-from ..services.jobs import job_status
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Background jobs.")
 

@@ -20,7 +20,7 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
-    """Readiness: PostgreSQL and Redis both answer, and the warm on start has done enough (api.readiness);
+    """Readiness: PostgreSQL and Redis both answer, and the warm on start has done enough (catalog.readiness);
     503 names what is down, or says "warming"."""
     checks = {"postgres": _check(_ping_postgres), "redis": _check(_ping_redis)}
     down = sorted(name for name, state in checks.items() if state != "ok")

@@ -6,15 +6,16 @@ from flask import current_app, url_for
 from flask.views import MethodView
 
 from cache.entry import Payload
+from catalog import edge_tags, pagination, product_pages, schemas
+from catalog.models import MAX_INT
+from catalog.representations import Rendered, render_product
+from catalog.services import products as service
 
-from .. import caching, db, edge_tags, pagination, product_pages, schemas
-from ..auth import require_token
+from .. import caching, db
 from ..errors import problem
+from ..guards.auth import require_token
 from ..http import check_if_match, no_content, send
-from ..models import MAX_INT
 from ..openapi import WRITE, Blueprint
-from ..representations import Rendered, render_product
-from ..services import products as service
 
 blp = Blueprint("products", __name__, url_prefix="/v1/products", description="Products in the catalog.")
 

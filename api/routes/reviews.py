@@ -5,14 +5,16 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from .. import caching, db, schemas
-from ..auth import require_token
+from catalog import schemas
+from catalog.models import MAX_INT
+from catalog.representations import REVIEW, REVIEW_PAGE, Rendered, render
+from catalog.services import products as service
+
+from .. import caching, db
 from ..errors import problem
+from ..guards.auth import require_token
 from ..http import send
-from ..models import MAX_INT
 from ..openapi import WRITE, Blueprint
-from ..representations import REVIEW, REVIEW_PAGE, Rendered, render
-from ..services import products as service
 from .products import decode_cursor, encode_cursor
 
 blp = Blueprint("reviews", __name__, url_prefix="/v1/products", description="Product reviews.")

@@ -25,6 +25,7 @@ from cache.backends.cluster import backend_from_url, client_from_url, close_clus
 from cache.config import CacheConfig
 from cache.metrics import PrometheusMetrics
 from cache.region import Region
+from catalog.resources import CatalogKeys, ttls
 from tests.conftest import _with_path
 
 from .support import FakeClock
@@ -115,9 +116,10 @@ def make_region(backend, metrics, clock) -> Callable[..., Region]:
     """Regions over the real Redis with a fake clock, no jitter and, unless given, no XFetch."""
 
     def make(region_backend=None, random: Callable[[], float] = lambda: 1.0, refresher=None, **config):
-        policy = CacheConfig(**{"jitter": 0.0, **config})
+        policy = CacheConfig(**{"jitter": 0.0, "ttls": ttls(), **config})
         chosen = region_backend or backend
-        return Region(chosen, policy, metrics, clock=clock, random=random, refresher=refresher)
+        keys = CatalogKeys(policy.key_prefix)
+        return Region(chosen, policy, metrics, clock=clock, random=random, refresher=refresher, keys=keys)
 
     return make
 

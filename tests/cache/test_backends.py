@@ -6,12 +6,13 @@ import pytest
 
 from cache.api import NO_VALUE, Fill
 from cache.backends.null import NullBackend
-from cache.keys import KeyBuilder
+from cache.config import CacheConfig
 from cache.region import Region, State
+from catalog.resources import CatalogKeys, ttls
 
 from .support import CountingCreator, payload
 
-KEYS = KeyBuilder()
+KEYS = CatalogKeys()
 
 STORES = ("redis", "cluster")
 """Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
@@ -72,7 +73,9 @@ def test_count_is_a_windowed_counter(backend, redis_db):
 
 @pytest.fixture
 def null_region() -> Region:
-    return Region(NullBackend())  # metrics=None: the no-op metrics
+    return Region(
+        NullBackend(), CacheConfig(ttls=ttls()), keys=CatalogKeys()
+    )  # metrics=None: the no-op metrics
 
 
 def test_null_backend_always_computes_and_never_stores(null_region, redis_db):

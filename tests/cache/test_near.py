@@ -18,7 +18,7 @@ from cache.backends.cluster import ClusterBackend
 from cache.backends.near import PING_SECONDS, RECONNECT_SECONDS, NearCache
 from cache.backends.redis import RedisBackend
 from cache.entry import Entry, decode, encode
-from cache.keys import KeyBuilder
+from catalog.resources import CatalogKeys
 
 from .conftest import TEST_REDIS_TIMEOUT_MS
 from .support import CountingCreator, FakeClock, closed_port, commands_sent
@@ -293,7 +293,7 @@ def test_redis_down_is_cache_unavailable():
     dead = RedisBackend.from_url(f"redis://127.0.0.1:{closed_port()}/0", timeout_ms=100)
     near = NearCache(dead, max_entries=10, max_age=10.0)
     with pytest.raises(CacheUnavailable):
-        near.get(KeyBuilder("t").product(1))
+        near.get(CatalogKeys("t").product(1))
     near.close()
 
 
