@@ -18,6 +18,7 @@ RUN pip install -r requirements.txt
 COPY alembic.ini gunicorn.conf.py ./
 COPY api ./api
 COPY cache ./cache
+COPY catalog ./catalog
 COPY jobs ./jobs
 COPY migrations ./migrations
 

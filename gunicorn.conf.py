@@ -1,8 +1,9 @@
 """Gunicorn settings for Shelf: ``gunicorn -c gunicorn.conf.py 'api:create_app()'`` (make run, compose).
 
-Threaded workers (gthread) with HTTP keep-alive, read from environment variables. The defaults suit a
-2-core machine: 2 processes x 4 threads. Keep SHELF_DB_POOL_SIZE >= SHELF_WEB_THREADS so each thread
-can hold a database connection.
+Threaded workers (gthread) with HTTP keep-alive. Where to listen, how many processes and threads and
+the log level come from Shelf's one ``Settings`` (``SHELF_HOST``, ``SHELF_PORT``,
+``SHELF_WEB_WORKERS``, ``SHELF_WEB_THREADS``, ``SHELF_LOG_LEVEL``), parsed and checked as the app
+parses them; the defaults suit a 2-core machine: 2 processes x 4 threads. The rest are constants.
 """
 
 import os
@@ -10,29 +11,35 @@ import shutil
 import socket
 import tempfile
 
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+# Metrics of every worker process: prometheus_client writes each process's values to files in this
+# folder (set before any worker imports it) and /metrics adds them up. A fresh folder per server.
+_metrics_dir_owned = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_owned:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelf-metrics-")
 
 
-bind = f"{os.environ.get('SHELF_HOST') or '127.0.0.1'}:{_int('SHELF_PORT', 8000)}"
+def _read_settings():
+    """Shelf's Settings, imported only now: importing Shelf may load prometheus_client, which reads
+    PROMETHEUS_MULTIPROC_DIR once, when it is first imported."""
+    from catalog.config import Settings
+
+    return Settings.from_env()
+
+
+_settings = _read_settings()
+
+bind = f"{_settings.host}:{_settings.port}"
 worker_class = "gthread"
-workers = _int("SHELF_WEB_WORKERS", 2)
-threads = _int("SHELF_WEB_THREADS", 4)
-keepalive = _int("SHELF_WEB_KEEPALIVE", 5)  # seconds an idle keep-alive connection stays open
-timeout = _int("SHELF_WEB_TIMEOUT", 30)  # a worker silent this long is restarted
-graceful_timeout = _int("SHELF_WEB_GRACEFUL_TIMEOUT", 20)
-max_requests = _int("SHELF_WEB_MAX_REQUESTS", 0)  # recycle workers after N requests; 0 = never
-max_requests_jitter = max_requests // 10
+workers = _settings.web_workers
+threads = _settings.web_threads
+keepalive = 5  # seconds an idle keep-alive connection stays open: longer than a client's think time
+timeout = 30  # a worker silent this long is restarted
+graceful_timeout = 20  # what SIGTERM gives requests in flight (scripts/run.sh waits longer)
 
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
 # them. With one shared socket, whichever worker wakes first accepts, and long-lived keep-alive
-# connections (a load balancer's pool, a load generator's users) stay where they landed: we measured
-# 31 of 32 on one worker, whose single core (the GIL) then served them all while the other idled.
+# connections (a load balancer's pool, a load generator's users) stay where they landed: nearly all
+# can end up on one worker, whose single core (the GIL) then serves them while the others idle.
 reuse_port = hasattr(socket, "SO_REUSEPORT")
 
 # The longest request line gunicorn reads (its maximum). The app's own bound on the path and query
@@ -40,9 +47,9 @@ reuse_port = hasattr(socket, "SO_REUSEPORT")
 # headers and log line; gunicorn answers only what is longer still, in problem+json as well.
 limit_request_line = 8190
 
-loglevel = (os.environ.get("SHELF_LOG_LEVEL") or "info").lower()
+loglevel = _settings.log_level.lower()
 # The app writes one JSON line per request itself; gunicorn's access log would say it twice.
-accesslog = os.environ.get("SHELF_WEB_ACCESS_LOG") or None
+accesslog = None
 errorlog = "-"
 
 # Gunicorn's control socket defaults to one shared path in $HOME; two servers on one machine (or a
@@ -52,12 +59,6 @@ control_socket_disable = True
 # Heartbeat files on tmpfs where there is one (Docker's /tmp may be an overlay on disk).
 if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's own advice for containers
     worker_tmp_dir = "/dev/shm"  # noqa: S108
-
-# Metrics of every worker process: prometheus_client writes each process's values to files in this
-# folder (set before any worker imports it) and /metrics adds them up. A fresh folder per server.
-_metrics_dir_owned = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _metrics_dir_owned:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shelf-metrics-")
 
 
 def _shared_port(server) -> tuple[str, int] | None:
@@ -111,12 +112,11 @@ def when_ready(server):
     """Say where Shelf listens, and queue a warm of the most read list pages and products once per
     start, so a fresh deploy is not cold (/readyz says "warming" until it has done enough)."""
     from api.background import warm_on_start
-    from catalog.config import Settings
 
     if (address := _shared_port(server)) is not None:  # gunicorn's own line is dropped then
         host, port = address
         server.log.info("Listening at: http://%s:%s, a socket per worker (SO_REUSEPORT)", host, port)
     try:
-        warm_on_start(Settings.from_env())
+        warm_on_start(_settings)
     except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
         server.log.warning("warm on start not queued: %s", exc)

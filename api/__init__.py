@@ -1,7 +1,8 @@
 """Shelf's app factory. The WSGI entry point is ``api:create_app()``.
 
-Clients (engine, Redis) are built here from one Settings object, never at
-import time, so tests and jobs can build an app against their own servers.
+The app is Flask over a runtime (``catalog.runtime``) built from one Settings object when the
+app is created, never at import time, so tests can build apps against their own servers; jobs
+build their own runtime and never an app.
 """
 
 from __future__ import annotations

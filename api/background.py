@@ -57,7 +57,7 @@ def trigger_warm(
     """Validate a warm request against the catalog, then queue it on ``low``.
 
     An identical request still waiting gets that job back rather than queueing another; a
-    new one is refused (``Busy``) when ``SHELF_WARM_MAX_WAITING`` warms already wait.
+    new one is refused (``Busy``) when ``Settings.warm_max_waiting`` warms already wait.
     """
     trigger_warm_checks(db, scope, category, ids)
     kwargs = {"scope": scope, "limit": limit, "category": category, "ids": ids}

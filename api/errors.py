@@ -26,7 +26,7 @@ PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE = "about:blank"
 """Every problem's type (RFC 9457 section 4.2.1): the status says what kind of error it is, ``title``
 is its phrase, ``detail`` and ``errors`` say the rest. Shelf serves no page per problem type, so it
-names none (a relative ``/problems/...`` type that answered 404 was worse than none)."""
+names none (a type URI that answers 404 would be worse than none)."""
 RETRY_AFTER_SECONDS = 5
 """What a 503 for a server that is down asks clients to wait: about a Redis restart or a failover."""
 log = logging.getLogger("shelf.api")
@@ -35,16 +35,18 @@ log = logging.getLogger("shelf.api")
 class Problem(HTTPException):
     """An HTTP error carrying everything the problem+json body needs."""
 
-    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None):
+    def __init__(self, status: int, detail: str | None = None, *, errors=None, headers=None, members=None):
         self.code = status
         self.description = detail or HTTPStatus(status).phrase
         self.errors = errors
         self.extra_headers = headers or {}
+        self.members = members or {}
         super().__init__(self.description)
 
 
 def problem(status: int, detail: str | None = None, **kwargs) -> Problem:
-    """Build a Problem to ``raise``: ``raise problem(404, "product 7 not found")``."""
+    """Build a Problem to ``raise``: ``raise problem(404, "product 7 not found")``. ``members`` adds
+    extension members to the document (RFC 9457 section 3.2), as /readyz adds its ``checks``."""
     return Problem(status, detail, **kwargs)
 
 
@@ -62,8 +64,8 @@ def field_errors(messages, location: str, prefix: str = "") -> list[dict]:
     return out
 
 
-def render(status: int, title: str, detail: str, *, errors=None, headers=None) -> Response:
-    body = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
+def render(status: int, title: str, detail: str, *, errors=None, headers=None, members=None) -> Response:
+    body = {**(members or {}), "type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     request_id = g.get("request_id")
@@ -88,6 +90,7 @@ def handle_http_exception(error: HTTPException) -> Response:
             error.description,
             errors=error.errors,
             headers=error.extra_headers,
+            members=error.members,
         )
     data = getattr(error, "data", None) or {}
     if "messages" in data:  # webargs validation failure: {location: {field: [messages]}}

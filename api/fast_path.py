@@ -16,7 +16,7 @@ Flask untouched:
   (``RateLimiter.spend_read``; a request over budget goes to Flask with its token already spent, and
   Flask answers the 429), the view count, the cache headers (``caching.cache_headers``), 304 on
   ``If-None-Match``, and the security headers;
-* ``tests/test_fast_path.py`` sends the same requests through it and through Flask and compares
+* ``tests/api/test_fast_path.py`` sends the same requests through it and through Flask and compares
   status, body and headers, so the two cannot drift apart unnoticed.
 
 It must sit inside ProxyFix, which rewrites ``REMOTE_ADDR`` for the limiter and the log, so the
@@ -41,8 +41,8 @@ from flask import Flask
 from cache.region import Region, Result
 from catalog import edge_tags
 from catalog.config import Settings
+from catalog.models import MAX_INT
 from catalog.popularity import ViewTracker
-from catalog.services.products import MAX_ID
 
 from . import caching, request_log
 from .caching import HeaderPolicy, cache_headers
@@ -151,7 +151,7 @@ def _product_read(environ: dict) -> int | None:
     if match is None:
         return None
     product_id = int(match[1])
-    return product_id if product_id <= MAX_ID else None
+    return product_id if product_id <= MAX_INT else None
 
 
 def _response(environ: dict, result: Result, policy: HeaderPolicy) -> tuple[str, Headers, bytes]:

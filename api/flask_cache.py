@@ -35,16 +35,18 @@ from flask_caching.backends.base import BaseCache
 
 from cache.api import CacheUnavailable
 from cache.config import ResourceTTL
-from cache.entry import Payload, etag_for
+from cache.entry import Payload
 from cache.keys import CacheKey
 from cache.region import Region
+from catalog.representations import etag_of
+from catalog.resources import FLASK_CACHE
 
 logger = logging.getLogger("shelf.flask_cache")
 
 cache = Cache()
 """The app's Flask-Caching extension (bound by ``init_app``): ``@cache.cached()``, ``@cache.memoize()``."""
 
-RESOURCE = "flask_cache"
+RESOURCE = FLASK_CACHE.name
 STALE_FACTOR = 2.0
 """Hard expiry as a multiple of the decorator's ``timeout`` (its soft expiry)."""
 
@@ -142,7 +144,7 @@ class ShelfCache(BaseCache):
             self.region.abandon(cache_key, lease)
             return False
         compute_ms = (time.perf_counter() - held.since) * 1000 if held else 0.0
-        payload = Payload(200, body, etag_for(body))
+        payload = Payload(200, body, etag_of(body))
         return self.region.complete(cache_key, lease, payload, self._ttl(timeout), compute_ms)
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:

@@ -6,7 +6,7 @@ discards at most 64 KiB of it after the response, and closes the connection when
 after the response already said ``Connection: keep-alive``: a client that sends its next request
 on that connection sees it dropped (``RemoteDisconnected``). So this WSGI middleware, when any
 response starts, reads and discards what is left of the body first, up to the largest body
-Shelf accepts (``SHELF_MAX_BODY_BYTES``: no more than a write that is served reads) and for at
+Shelf accepts (``Settings.max_body_bytes``: no more than a write that is served reads) and for at
 most ``DRAIN_SECONDS``. A body it cannot finish (declared larger than that, a chunked one running
 past it, a client that stalls or breaks off) makes the response say ``Connection: close``, and
 the server closes the connection after it. One rule for every early response, wherever it is

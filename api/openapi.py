@@ -22,9 +22,8 @@ from catalog.schemas import OPENAPI_SCHEMA, ProblemSchema
 
 from . import flask_cache
 from .docs_page import ASSETS_URL
+from .errors import PROBLEM_MIMETYPE
 from .guards.request_guards import MAX_TARGET_BYTES
-
-PROBLEM_MIMETYPE = "application/problem+json"
 
 
 class StrictParser(FlaskParser):

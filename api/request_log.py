@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 import uuid
 
-import orjson
 from flask import Flask, g, request
+
+from catalog.logs import configure_logging
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 log = logging.getLogger("shelf.request")
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name}
-        line["msg"] = record.getMessage()
-        line.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line).decode()
-
-
-def configure_logging(level: str) -> None:
-    root = logging.getLogger("shelf")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
 
 
 ENVIRON_KEY = "shelf.request_id"

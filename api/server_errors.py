@@ -14,12 +14,12 @@ import json
 
 from gunicorn import util
 
-PROBLEM_MIMETYPE = "application/problem+json"
+from .errors import PROBLEM_MIMETYPE, PROBLEM_TYPE
 
 
 def problem_response(status: int, reason: str, detail: str) -> bytes:
     """A complete HTTP/1.1 response (the connection closes after it) holding a problem document."""
-    body = json.dumps({"type": "about:blank", "title": reason, "status": status, "detail": detail or reason})
+    body = json.dumps({"type": PROBLEM_TYPE, "title": reason, "status": status, "detail": detail or reason})
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         "Connection: close\r\n"

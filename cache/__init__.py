@@ -21,10 +21,10 @@ Guarantees:
 * Single flight across processes: one lease holder computes a missing key; the others wait
   up to ``wait_budget_ms`` for its fill, then compute without storing.
 * No stale sets: a fill is stored only while its lease and scope generation are unchanged;
-  ``invalidate`` (entry + lease) and ``bump`` (generation) void every fill in flight.
+  ``invalidate`` (entry + lease, or a scope's generation) voids every fill in flight.
 * 404s are cached for ``negative_ttl``, at most ``negative_cap`` new ones per window.
 * Redis failures never fail a read (state BYPASS, a metric, a rate-limited warning); a
   circuit breaker stops calling Redis during an outage and closes itself. ``invalidate``
-  and ``bump`` raise ``api.CacheUnavailable`` so the caller can keep them in an outbox
-  and replay them from ``Region.on_recovered``.
+  raises ``api.CacheUnavailable`` so the caller can keep the invalidation in an outbox
+  and replay it.
 """

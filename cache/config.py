@@ -1,5 +1,8 @@
 """Cache policy in one frozen dataclass: TTLs per resource, single-flight and breaker tuning.
 
+The resources and their TTLs are the app's to declare (Shelf's are ``catalog.resources``); the
+rest of the policy has a default here.
+
 Every default is a named module constant so the numbers are documented once and the
 app's settings module can override any of them with ``dataclasses.replace``. Times are
 seconds unless the name says ``_ms``. Nothing here reads the environment: the app does
@@ -28,18 +31,6 @@ class ResourceTTL:
             raise ValueError(f"need 0 < soft <= hard, got soft={self.soft} hard={self.hard}")
 
 
-DEFAULT_TTLS: Mapping[str, ResourceTTL] = MappingProxyType(
-    {
-        "product": ResourceTTL(hard=3600, soft=300),
-        "product_list": ResourceTTL(hard=900, soft=60),
-        "category_tree": ResourceTTL(hard=3600, soft=600),
-        "category": ResourceTTL(hard=3600, soft=300),
-        "reviews": ResourceTTL(hard=900, soft=120),
-        "flask_cache": ResourceTTL(hard=600, soft=300),
-    }
-)
-"""Writes invalidate explicitly, so the soft TTL only bounds damage from a missed invalidation."""
-
 NEGATIVE_TTL = 30.0
 """Lifetime of a cached 404: long enough to absorb a retry storm, short enough to forget."""
 
@@ -61,7 +52,7 @@ WAIT_BUDGET_MS = 250
 WAIT_POLL_MS = 10
 """Interval at which a waiting caller re-reads the entry."""
 
-REDIS_TIMEOUT_MS = 50
+REDIS_TIMEOUT_MS = 100
 """Socket connect/read timeout: a slow Redis must cost less than the database query it saves."""
 
 BREAKER_THRESHOLD = 5
@@ -71,7 +62,7 @@ BREAKER_COOLDOWN = 5.0
 """Seconds the breaker stays open before letting one probe through."""
 
 GENERATION_TTL = 86_400.0
-"""Generation counters expire when idle; must exceed every hard TTL (see ``Region.bump``)."""
+"""Generation counters expire when idle; must exceed every hard TTL (see ``Region.invalidate``)."""
 
 XFETCH_BETA = 1.0
 """XFetch eagerness: > 1 refreshes earlier, 0 disables probabilistic early refresh."""
@@ -82,7 +73,7 @@ class CacheConfig:
     """The whole cache policy; build one per app and share it between regions."""
 
     key_prefix: str = DEFAULT_KEY_PREFIX
-    ttls: Mapping[str, ResourceTTL] = field(default_factory=lambda: DEFAULT_TTLS)
+    ttls: Mapping[str, ResourceTTL] = field(default_factory=lambda: MappingProxyType({}))  # by resource
     negative_ttl: float = NEGATIVE_TTL
     negative_cap: int = NEGATIVE_CAP
     negative_window: float = NEGATIVE_WINDOW

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from hashlib import blake2b
 
 import orjson
 
@@ -58,11 +57,6 @@ class Entry:
 
     def is_fresh(self, now: float) -> bool:
         return now < self.soft_expires_at
-
-
-def etag_for(body: bytes) -> str:
-    """A strong entity tag derived from the body, for creators that have no better one."""
-    return '"' + blake2b(body, digest_size=16).hexdigest() + '"'
 
 
 def encode(entry: Entry) -> bytes:

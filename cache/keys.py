@@ -4,6 +4,8 @@ Layout: ``<prefix>:v<SCHEMA_VERSION>:{<tag>}:<kind>[:<params hash>]``. The ``{ta
 Redis Cluster hash tag: an entry, its lease and (for scoped resources) its generation
 counter, fill guards and dependency-tag sets share one tag, so the Lua scripts and the MGET
 on a hit touch a single slot.
+The app declares its resources, each with the hash tag its keys start with, and builds their keys
+from the generic shapes of ``KeyBuilder`` (Shelf's declaration is ``catalog.resources``).
 Parameters arrive validated and normalized from the caller; they are serialized with
 sorted keys and hashed with blake2b, so parameter order never yields a new key. Bumping
 ``SCHEMA_VERSION`` (when the cached body format changes) orphans every old key at once.
@@ -24,14 +26,7 @@ SCHEMA_VERSION = 1
 
 BODY, LEASE, GENERATION, GUARD, TAG = "body", "lease", "gen", "guard", "tag"
 
-RESOURCE_TAGS = {
-    "product": "p",
-    "product_list": "l",
-    "category_tree": "ct",
-    "category": "c",
-    "reviews": "r",
-    "flask_cache": "fc",
-}
+Ident = str | None
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
@@ -53,52 +48,61 @@ class CacheKey:
 
 
 class KeyBuilder:
-    """Builds ``CacheKey``s for each cached resource under one prefix and schema version."""
+    """Builds ``CacheKey``s under one prefix and schema version, for the resources ``tags`` names.
 
-    def __init__(self, prefix: str = DEFAULT_KEY_PREFIX, schema_version: int = SCHEMA_VERSION):
-        self.namespace = f"{_token(prefix)}:v{schema_version}"
+    The app declares its resources and hands their hash tags in (``{resource: tag}``); the shapes
+    here are generic: one entry per ident (:meth:`single`, :meth:`hashed`), entries per parameters
+    under a generation per ident (:meth:`scoped`), and entries per parameters in a scope whose fills
+    a guard voids and dependency tags drop (:meth:`guarded`). An ident is a :func:`token`; an id
+    becomes one through :func:`number`."""
 
-    def product(self, product_id: int) -> CacheKey:
-        return self._single("product", str(_id(product_id)))
+    def __init__(
+        self,
+        prefix: str = DEFAULT_KEY_PREFIX,
+        tags: Mapping[str, str] | None = None,
+        schema_version: int = SCHEMA_VERSION,
+    ):
+        self.namespace = f"{token(prefix)}:v{schema_version}"
+        self.tags = {resource: token(tag) for resource, tag in (tags or {}).items()}
 
-    def category_tree(self) -> CacheKey:
-        return self._single("category_tree", None)
+    def single(self, resource: str, ident: Ident) -> CacheKey:
+        """The one entry of ``resource`` for ``ident`` (None: the resource has one entry)."""
+        base = self._tag(resource, ident)
+        return CacheKey(resource, f"{base}:{BODY}", f"{base}:{LEASE}")
 
-    def category(self, slug: str) -> CacheKey:
-        return self._single("category", _token(slug))
+    def hashed(self, resource: str, name: str) -> CacheKey:
+        """The entry of ``resource`` named by any string, hashed into an ident."""
+        return self.single(resource, blake2b(name.encode(), digest_size=16).hexdigest())
 
-    def flask_cache(self, name: str) -> CacheKey:
-        """An entry of Flask-Caching's decorators (``api.flask_cache``); its key, any string, hashed."""
-        return self._single("flask_cache", blake2b(name.encode(), digest_size=16).hexdigest())
-
-    def product_list(self, params: Mapping, scope: str, guard: str) -> CacheKey:
-        """A list page: no generation (writes drop pages by dependency tag), and the fill guard
-        ``guard`` of its scope (one per sort column, so a write guards only the orders it moves)."""
-        base, digest = self._tag("product_list", _token(scope)), params_digest(params)
+    def scoped(self, resource: str, ident: Ident, params: Mapping) -> CacheKey:
+        """An entry per ``params`` of ``ident``, under ``ident``'s generation (:meth:`generation`)."""
+        base, digest = self._tag(resource, ident), params_digest(params)
         return CacheKey(
-            "product_list",
+            resource, f"{base}:{BODY}:{digest}", f"{base}:{LEASE}:{digest}", f"{base}:{GENERATION}"
+        )
+
+    def guarded(self, resource: str, scope: str, params: Mapping, guard: str) -> CacheKey:
+        """An entry per ``params`` in ``scope``: no generation (writes drop such entries by dependency
+        tag, :meth:`tag`), and the fill guard ``guard`` of the scope (:meth:`guard`)."""
+        base, digest = self._tag(resource, scope), params_digest(params)
+        return CacheKey(
+            resource,
             f"{base}:{BODY}:{digest}",
             f"{base}:{LEASE}:{digest}",
             None,
-            self.list_guard(scope, guard),
+            self.guard(resource, scope, guard),
         )
 
-    def list_guard(self, scope: str, name: str) -> str:
-        return f"{self._tag('product_list', _token(scope))}:{GUARD}:{_token(name)}"
+    def guard(self, resource: str, scope: str, name: str) -> str:
+        return f"{self._tag(resource, scope)}:{GUARD}:{token(name)}"
 
-    def list_tag(self, scope: str, name: str) -> str:
-        """The set of list-page keys of ``scope`` that depend on ``name`` (``Region.invalidate``)."""
-        return tag_key(f"{self._tag('product_list', _token(scope))}:", name)
+    def tag(self, resource: str, scope: str, name: str) -> str:
+        """The set of ``resource``'s keys in ``scope`` that depend on ``name`` (``Region.invalidate``)."""
+        return tag_key(f"{self._tag(resource, scope)}:", name)
 
-    def reviews(self, product_id: int, params: Mapping) -> CacheKey:
-        return self._scoped("reviews", str(_id(product_id)), params)
-
-    def list_generation(self, scope: str) -> str:
-        """The generation counter ``Region.bump`` increments to drop every list page of ``scope``."""
-        return f"{self._tag('product_list', _token(scope))}:{GENERATION}"
-
-    def reviews_generation(self, product_id: int) -> str:
-        return f"{self._tag('reviews', str(_id(product_id)))}:{GENERATION}"
+    def generation(self, resource: str, ident: Ident) -> str:
+        """The generation counter a bump increments to drop every entry of ``ident`` at once."""
+        return f"{self._tag(resource, ident)}:{GENERATION}"
 
     def negative_budget(self, window: int) -> str:
         return f"{self.namespace}:negative-budget:{window}"
@@ -107,21 +111,13 @@ class KeyBuilder:
         """SCAN pattern for ``resource``; without one, every key under the prefix, any version."""
         if resource is None:
             return self.namespace.rsplit(":", 1)[0] + ":*"
-        return f"{self.namespace}:{{{RESOURCE_TAGS[resource]}[:}}]*"
+        return f"{self.namespace}:{{{self.tags[resource]}[:}}]*"
 
-    def _tag(self, resource: str, ident: str | None) -> str:
-        tag = RESOURCE_TAGS[resource] if ident is None else f"{RESOURCE_TAGS[resource]}:{ident}"
+    def _tag(self, resource: str, ident: Ident) -> str:
+        tag = self.tags[resource]
+        if ident is not None:
+            tag = f"{tag}:{token(ident)}"
         return f"{self.namespace}:{{{tag}}}"
-
-    def _single(self, resource: str, ident: str | None) -> CacheKey:
-        base = self._tag(resource, ident)
-        return CacheKey(resource, f"{base}:{BODY}", f"{base}:{LEASE}")
-
-    def _scoped(self, resource: str, ident: str, params: Mapping) -> CacheKey:
-        base, digest = self._tag(resource, ident), params_digest(params)
-        return CacheKey(
-            resource, f"{base}:{BODY}:{digest}", f"{base}:{LEASE}:{digest}", f"{base}:{GENERATION}"
-        )
 
 
 def tag_key(entry_key: str, name: str) -> str:
@@ -130,7 +126,7 @@ def tag_key(entry_key: str, name: str) -> str:
     base, closed, _ = entry_key.partition("}:")
     if not closed:
         raise ValueError(f"not a key built here: {entry_key!r}")
-    return f"{base}}}:{TAG}:{_token(name)}"
+    return f"{base}}}:{TAG}:{token(name)}"
 
 
 def key_kind(key: str) -> str | None:
@@ -145,13 +141,15 @@ def params_digest(params: Mapping) -> str:
     return blake2b(canonical, digest_size=16).hexdigest()
 
 
-def _id(value: int) -> int:
+def number(value: int) -> int:
+    """``value`` when it is a non-negative integer id, else ValueError."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected a non-negative integer id, got {value!r}")
     return value
 
 
-def _token(value: str) -> str:
+def token(value: str) -> str:
+    """``value`` when it is safe in a key (a slug, a scope, an ident), else ValueError."""
     # Braces would break the hash tag and glob characters would break purge patterns.
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise ValueError(f"expected 1-100 characters of [A-Za-z0-9_.:-], got {value!r}")

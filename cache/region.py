@@ -20,9 +20,8 @@ no lease-checked writes, and they pickle values. The rules, in dogpile.cache's v
   XFetch (Vattani et al., VLDB 2015) refreshes hot keys early, the same way.
 * 404s are cached for ``negative_ttl``, at most ``negative_cap`` new ones per window.
 * A store failure never reaches the caller of ``get_or_create`` (state BYPASS); a circuit
-  breaker skips the store while it is down. ``invalidate``/``bump`` raise
-  ``CacheUnavailable`` instead, so the app can keep them in its outbox and replay them from
-  an ``on_recovered`` callback.
+  breaker skips the store while it is down. ``invalidate`` raises ``CacheUnavailable``
+  instead, so the app can keep the invalidation in its outbox and replay it.
 """
 
 from __future__ import annotations
@@ -127,13 +126,13 @@ class Region:
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = unit_random,
         refresher: Refresher | None = None,
+        keys: KeyBuilder | None = None,
     ):
         self.backend, self.config = backend, config or CacheConfig()
         self.refresher = refresher
         self._reads_suspended = threading.Event()
-        self.keys = KeyBuilder(self.config.key_prefix)
+        self.keys = keys if keys is not None else KeyBuilder(self.config.key_prefix)  # the app's resources
         self.metrics = metrics or NullMetrics()
-        self.on_recovered: list[Callable[[], None]] = []
         self._clock, self._random = clock, random
         self._log = RateLimitedLog(logger)
         config = self.config
@@ -265,6 +264,17 @@ class Region:
             resource = keys[0].resource if keys else "generation"
             self._call(resource, self.backend.invalidate, keys, generation_keys, ttl_ms, tags)
 
+    def invalidate_past_breaker(
+        self, keys: Iterable[CacheKey], generation_keys: Sequence[str] = (), tags: Sequence[str] = ()
+    ) -> None:
+        """``invalidate`` sent even while the breaker is open, and not counted by it: for a connection
+        hook that replays owed invalidations before the new connection serves anything, while the
+        breaker still holds the outage being recovered from. Raises ``CacheUnavailable``."""
+        keys = list(keys)
+        if keys or generation_keys or tags:
+            ttl_ms = int(self.config.generation_ttl * 1000)
+            self.backend.invalidate(keys, generation_keys, ttl_ms, tags)
+
     def get_many(self, keys: Sequence[CacheKey]) -> list[Entry | None]:
         """Entries of unscoped keys, to assemble a response from (one round trip at most, none
         for what a near cache holds): each usable 200 entry, fresh or stale (a write deletes an
@@ -290,10 +300,6 @@ class Region:
     @property
     def reads_suspended(self) -> bool:
         return self._reads_suspended.is_set()
-
-    def bump(self, *generation_keys: str) -> None:
-        """Make every entry of the scopes a miss, in O(1) per scope. Raises ``CacheUnavailable``."""
-        self.invalidate((), generation_keys)
 
     def purge(self, resource: str | None = None) -> int:
         """Admin: delete every entry (of one resource, or of all versions); returns how many."""
@@ -537,14 +543,6 @@ class Region:
         self.metrics.breaker_state(int(new))
         if new is BreakerState.CLOSED:
             logger.warning("cache store reachable again; circuit breaker closed")
-            self._run_recovered_hooks()
-
-    def _run_recovered_hooks(self) -> None:
-        for hook in list(self.on_recovered):
-            try:
-                hook()
-            except Exception:
-                logger.exception("cache on_recovered hook %r failed", hook)
 
 
 @dataclass(frozen=True)

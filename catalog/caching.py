@@ -26,12 +26,13 @@ from cache.backends.cluster import backend_from_url
 from cache.backends.near import NearCache
 from cache.backends.null import NullBackend
 from cache.backends.redis import RedisBackend
-from cache.config import DEFAULT_TTLS, CacheConfig, ResourceTTL
+from cache.config import CacheConfig
 from cache.entry import Payload
 from cache.metrics import Event, PrometheusMetrics
 from cache.refresh import BackgroundRefresher
 from cache.region import Region
 
+from . import resources
 from .config import Settings
 from .representations import Rendered
 
@@ -40,6 +41,14 @@ NOT_FOUND_ETAG = '"not-found"'
 BULK_TIMEOUT_MS = 2000
 """Redis timeout of bulk work (warming): a pipeline of hundreds of fills may take longer than a read
 may wait, and a slow one must not open the request path's circuit breaker."""
+
+REFRESH_THREADS = 2
+"""Background threads per process that recompute stale entries off the request path (each holds a
+database connection while it works: ``Settings.db_pool_size`` counts one)."""
+
+NEAR_MAX_AGE = 300
+"""Seconds a near-cache slot is kept at most, the product entry's soft TTL: Redis's invalidation
+pushes keep it exact, the age bounds what a lost push could cost."""
 
 RefreshContext = Callable[[], AbstractContextManager[object]]
 
@@ -63,12 +72,9 @@ class Regions:
 
 
 def cache_config(settings: Settings) -> CacheConfig:
-    ttls = dict(DEFAULT_TTLS)
-    ttls.update({name: ResourceTTL(hard, soft) for name, (hard, soft) in settings.cache_ttls.items()})
     return CacheConfig(
         key_prefix=settings.cache_prefix,
-        ttls=ttls,
-        negative_ttl=settings.cache_negative_ttl,
+        ttls=resources.ttls(settings.cache_ttls),
         wait_budget_ms=settings.cache_wait_ms,
         redis_timeout_ms=settings.cache_redis_timeout_ms,
     )
@@ -83,8 +89,9 @@ def build_regions(
     redis_backend = backend_from_url(settings.redis_url, settings.cache_redis_timeout_ms)
     metrics = PrometheusMetrics(registry)
     backend = _backend(settings, redis_backend, metrics)
-    region = Region(backend, config, metrics, refresher=_refresher(settings, refresh_context))
-    return Regions(region, _bulk_region(settings, config, metrics), redis_backend)
+    keys = resources.CatalogKeys(settings.cache_prefix)
+    region = Region(backend, config, metrics, refresher=_refresher(settings, refresh_context), keys=keys)
+    return Regions(region, _bulk_region(settings, config, metrics, keys), redis_backend)
 
 
 def _backend(settings: Settings, redis_backend: RedisBackend, metrics: PrometheusMetrics) -> Backend:
@@ -95,17 +102,19 @@ def _backend(settings: Settings, redis_backend: RedisBackend, metrics: Prometheu
     return NearCache(
         redis_backend,
         settings.cache_local_entries,
-        settings.cache_local_max_age,
+        NEAR_MAX_AGE,
         on_local_hit=lambda resource: metrics.count(Event.LOCAL_HITS, resource),
     )
 
 
-def _bulk_region(settings: Settings, config: CacheConfig, metrics: PrometheusMetrics) -> Region:
+def _bulk_region(
+    settings: Settings, config: CacheConfig, metrics: PrometheusMetrics, keys: resources.CatalogKeys
+) -> Region:
     """The same keys and policy over its own connection pool, timeout and breaker (connects when used)."""
     if not settings.cache_enabled:
-        return Region(NullBackend(), config, metrics)
+        return Region(NullBackend(), config, metrics, keys=keys)
     timeout_ms = max(BULK_TIMEOUT_MS, settings.cache_redis_timeout_ms)
-    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics))
+    return Region(backend_from_url(settings.redis_url, timeout_ms), config, _CountsOnly(metrics), keys=keys)
 
 
 class _CountsOnly:
@@ -120,8 +129,8 @@ class _CountsOnly:
 
 def _refresher(settings: Settings, context: RefreshContext | None) -> BackgroundRefresher | None:
     """Stale entries' recomputes, off the request path, each inside ``context()``."""
-    if not settings.cache_enabled or settings.cache_refresh_threads == 0:
+    if not settings.cache_enabled or REFRESH_THREADS == 0:  # 0: a stale entry is recomputed in the request
         return None
     if context is None:
-        return BackgroundRefresher(settings.cache_refresh_threads)
-    return BackgroundRefresher(settings.cache_refresh_threads, context=context)
+        return BackgroundRefresher(REFRESH_THREADS)
+    return BackgroundRefresher(REFRESH_THREADS, context=context)

@@ -1,9 +1,20 @@
 """All of Shelf's configuration, read from environment variables in one place.
 
-Every setting has a default that works on a developer machine, except the
-secrets: outside development (``SHELF_ENV`` other than ``development`` or
-``test``) a missing ``SHELF_API_TOKENS`` or ``SHELF_SECRET_KEY`` refuses to
-start rather than run with a guessable value.
+``Settings.from_env`` is what every process reads: the app, gunicorn.conf.py, the rq worker and the
+periodic jobs, the CLI, scripts/run.sh (through ``print_settings``), the benchmarks and the
+tests. ``ENV_VARIABLES`` lists the variables it reads, the README's configuration table exactly
+those. Every setting has a default that works on a developer machine, except the secrets: outside
+development (``SHELF_ENV`` other than ``development`` or ``test``) a missing ``SHELF_API_TOKENS`` or
+``SHELF_SECRET_KEY`` refuses to start rather than run with a guessable value.
+
+The fields after ``warm_on_start`` are tuning nobody should need: they are not read from the
+environment, their defaults are the named constants below, and tests or benchmarks replace them in
+code (``settings.replace(...)``).
+
+Redis keys follow one scheme: ``SHELF_KEY_PREFIX`` (``shelf``) then a fixed namespace, ``cache``
+for cache entries and ``limits`` for rate-limit counters, so a cache purge never touches a budget.
+The queue server's keys are fixed (rq's own ``rq:`` keys and Shelf's ``shelf-jobs:``): rq's keys
+carry no prefix, so two deployments never share a queue server anyway.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from cache.backends.cluster import is_cluster_url
+from cache.config import DEFAULT_KEY_PREFIX, REDIS_TIMEOUT_MS, WAIT_BUDGET_MS
 
 DEV_TOKEN = "dev-token"  # noqa: S105 - development only; refused elsewhere
 """Write token accepted in development when ``SHELF_API_TOKENS`` is unset."""
@@ -21,6 +33,77 @@ DEV_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105
 """Signs pagination cursors in development when ``SHELF_SECRET_KEY`` is unset."""
 
 RELAXED_ENVS = ("development", "test")
+
+ENV_VARIABLES = (
+    "DATABASE_URL",
+    "SHELF_REPLICA_DATABASE_URL",
+    "REDIS_URL",
+    "SHELF_QUEUE_REDIS_URL",
+    "SHELF_ENV",
+    "SHELF_API_TOKENS",
+    "SHELF_SECRET_KEY",
+    "SHELF_KEY_PREFIX",
+    "SHELF_LOG_LEVEL",
+    "SHELF_HOST",
+    "SHELF_PORT",
+    "SHELF_WEB_WORKERS",
+    "SHELF_WEB_THREADS",
+    "SHELF_DEMO_PRODUCTS",
+    "SHELF_JOBS_EAGER",
+    "SHELF_RATE_LIMITS_ENABLED",
+    "SHELF_RATE_LIMIT_READS",
+    "SHELF_RATE_LIMIT_WRITES",
+    "SHELF_TRUSTED_PROXIES",
+    "SHELF_CORS_ORIGINS",
+    "SHELF_HSTS_SECONDS",
+    "SHELF_CACHE_ENABLED",
+    "SHELF_CACHE_TTLS",
+    "SHELF_CACHE_LOCAL_ENTRIES",
+    "SHELF_FAST_PATH",
+    "SHELF_HTTP_MAX_AGE",
+    "SHELF_EDGE_TAG_HEADER",
+    "SHELF_EDGE_PURGE_URLS",
+    "SHELF_EDGE_PURGE_MODE",
+    "SHELF_WARM_ON_START",
+)
+"""Every environment variable ``Settings.from_env`` reads: the app's whole configuration."""
+
+CACHE_NAMESPACE = "cache"
+"""Keys of cache entries: ``<SHELF_KEY_PREFIX>:cache:...``."""
+
+LIMITS_NAMESPACE = "limits"
+"""Keys of rate-limit counters: ``<SHELF_KEY_PREFIX>:limits:...``, apart from the cache's."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body: a product with 50 attributes and a long description is a few KB."""
+
+HTTP_STALE_WHILE_REVALIDATE = 30
+"""``Cache-Control: stale-while-revalidate`` (and Varnish's grace): how long a shared cache may serve
+a response past max-age while it fetches a fresh one."""
+
+RECOMPUTE_DEBOUNCE_SECONDS = 2
+"""Delay that lets a burst of writes to one product share one aggregate recompute."""
+
+WARM_ON_START_LIMIT = 100_000
+"""Products the warm on start fills in all: the most read first, then the rest of the catalog in id
+order (the whole of most catalogs; about 130 MB of entries in Redis at 100,000)."""
+
+WARM_READY_RATIO = 0.95
+"""``/readyz`` says "warming" until the warm on start covers this share of the coming reads, as
+``jobs.warming.Coverage`` estimates it..."""
+
+WARM_READY_SECONDS = 30
+"""... or until this long after the start, so a missing worker cannot keep an instance out."""
+
+WARM_MAX_WAITING = 5
+"""Warm jobs that may wait on the ``low`` queue; past it a warm trigger is a 503 with Retry-After."""
+
+POPULARITY_FLUSH_SECONDS = 5.0
+"""How often each process sends its view counts to Redis (they rank the warm on start)."""
+
+EDGE_PURGE_TIMEOUT_MS = 1000
+"""How long a write waits for every edge's purge acknowledgement before it answers with the purge
+pending (the edge outbox retries it)."""
 
 
 class ConfigError(RuntimeError):
@@ -41,19 +124,6 @@ def _at_least(env: dict, name: str, default: int, least: int) -> int:
     value = _int(env, name, default)
     if value < least:
         raise ConfigError(f"{name} must be at least {least}, got {value}")
-    return value
-
-
-def _ratio(env: dict, name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}") from exc
-    if not 0 <= value <= 1:
-        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value
 
 
@@ -137,47 +207,47 @@ class Settings:
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/shelf"
     replica_database_url: str = ""  # a streaming replica for cache fills (catalog.replica); empty: none
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Empty: the redis_url server. Queues, rate-limit counters, view counts and warm progress live
+    # here; it must be one server (rq cannot run on Redis Cluster; the cache can).
+    queue_redis_url: str = ""
     api_tokens: dict[str, str] = field(default_factory=lambda: {"dev": DEV_TOKEN})
     secret_key: str = DEV_SECRET_KEY
-    max_body_bytes: int = 1024 * 1024
-    db_pool_size: int = 5
-    db_statement_timeout_ms: int = 5000
+    key_prefix: str = DEFAULT_KEY_PREFIX
     log_level: str = "INFO"
+    host: str = "127.0.0.1"  # where gunicorn listens
+    port: int = 8000
+    web_workers: int = 2  # gunicorn processes
+    web_threads: int = 4  # threads per process
     demo_products: int = 10_000
-    cache_enabled: bool = True
-    cache_prefix: str = "shelf"
-    cache_redis_timeout_ms: int = 100
-    cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
-    cache_negative_ttl: float = 30.0
-    cache_wait_ms: int = 250
-    cache_refresh_threads: int = 2  # background recomputes of stale entries per process; 0: in the request
-    cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
-    cache_local_max_age: int = 300  # the product entry's soft TTL
-    fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
-    http_max_age: int = 5
-    http_stale_while_revalidate: int = 30
-    queue_redis_url: str = ""  # empty: the redis_url server (rq cannot run on Redis Cluster; the cache can)
     jobs_eager: bool = False
-    recompute_debounce_seconds: int = 2
-    full_recompute_seconds: int = 3600
-    warm_on_start: bool = True
-    warm_on_start_limit: int = 100_000  # products, the most read first: the whole of most catalogs
-    warm_ready_ratio: float = 0.95  # /readyz is "warming" until the warm covers this share of reads
-    warm_ready_seconds: int = 30  # ... or this long after the start, whichever comes first
-    warm_max_waiting: int = 5  # warm jobs that may wait on the low queue; past it a trigger is a 503
-    popularity_flush_seconds: float = 5.0
     rate_limits_enabled: bool = True
     rate_limit_reads: str = "1200/minute"
     rate_limit_writes: str = "120/minute"
-    rate_limit_redis_url: str = ""  # empty: the redis_url server
-    rate_limit_prefix: str = "shelf-ratelimit"  # not under the cache prefix: a cache purge keeps it
     trusted_proxies: int = 0
     cors_origins: tuple[str, ...] = ()
     hsts_seconds: int = 0
+    cache_enabled: bool = True
+    cache_ttls: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cache_local_entries: int = 50_000  # near cache per process, ~1.3 KB each; 0 turns it off (Redis Cluster)
+    fast_path: bool = True  # answer cache hits of GET /v1/products/<id> before Flask (api.fast_path)
+    http_max_age: int = 5
     edge_tag_header: str = "xkey"  # surrogate keys on cacheable responses: xkey, Surrogate-Key or none
     edge_purge_urls: tuple[str, ...] = ()  # HTTP caches (Varnish) every write purges, catalog.edge_purge
-    edge_purge_timeout_ms: int = 1000  # how long a write waits for the edges' acks
     edge_purge_mode: str = "purge"  # or softpurge (keeps objects in grace: no read-your-writes)
+    warm_on_start: bool = True
+    # Not read from the environment (see the module docstring).
+    max_body_bytes: int = MAX_BODY_BYTES
+    cache_redis_timeout_ms: int = REDIS_TIMEOUT_MS
+    cache_wait_ms: int = WAIT_BUDGET_MS
+    http_stale_while_revalidate: int = HTTP_STALE_WHILE_REVALIDATE
+    recompute_debounce_seconds: int = RECOMPUTE_DEBOUNCE_SECONDS
+    warm_on_start_limit: int = WARM_ON_START_LIMIT
+    warm_ready_ratio: float = WARM_READY_RATIO
+    warm_ready_seconds: int = WARM_READY_SECONDS
+    warm_max_waiting: int = WARM_MAX_WAITING
+    popularity_flush_seconds: float = POPULARITY_FLUSH_SECONDS
+    edge_purge_timeout_ms: int = EDGE_PURGE_TIMEOUT_MS
+    rate_limit_prefix: str = ""  # empty: <key_prefix>:limits; tests give each app its own budgets
 
     def __post_init__(self) -> None:
         check_cluster_use(self)
@@ -198,58 +268,57 @@ class Settings:
             database_url=normalize_database_url(env.get("DATABASE_URL") or cls.database_url),
             replica_database_url=normalize_database_url(env.get("SHELF_REPLICA_DATABASE_URL", "")),
             redis_url=env.get("REDIS_URL") or cls.redis_url,
+            queue_redis_url=env.get("SHELF_QUEUE_REDIS_URL", ""),
             api_tokens=parse_tokens(tokens_raw) if tokens_raw else {"dev": DEV_TOKEN},
             secret_key=secret or DEV_SECRET_KEY,
-            max_body_bytes=_int(env, "SHELF_MAX_BODY_BYTES", cls.max_body_bytes),
-            db_pool_size=_int(env, "SHELF_DB_POOL_SIZE", cls.db_pool_size),
-            db_statement_timeout_ms=_int(env, "SHELF_DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms),
+            key_prefix=env.get("SHELF_KEY_PREFIX") or cls.key_prefix,
             log_level=env.get("SHELF_LOG_LEVEL", cls.log_level).upper(),
+            host=env.get("SHELF_HOST") or cls.host,
+            port=_at_least(env, "SHELF_PORT", cls.port, 0),
+            web_workers=_at_least(env, "SHELF_WEB_WORKERS", cls.web_workers, 1),
+            web_threads=_at_least(env, "SHELF_WEB_THREADS", cls.web_threads, 1),
             demo_products=_int(env, "SHELF_DEMO_PRODUCTS", cls.demo_products),
-            cache_enabled=_bool(env, "SHELF_CACHE_ENABLED", cls.cache_enabled),
-            cache_prefix=env.get("SHELF_CACHE_PREFIX") or cls.cache_prefix,
-            cache_redis_timeout_ms=_int(env, "SHELF_CACHE_REDIS_TIMEOUT_MS", cls.cache_redis_timeout_ms),
-            cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
-            cache_negative_ttl=_int(env, "SHELF_CACHE_NEGATIVE_TTL", int(cls.cache_negative_ttl)),
-            cache_wait_ms=_int(env, "SHELF_CACHE_WAIT_MS", cls.cache_wait_ms),
-            cache_refresh_threads=_at_least(env, "SHELF_CACHE_REFRESH_THREADS", cls.cache_refresh_threads, 0),
-            cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
-            cache_local_max_age=_at_least(env, "SHELF_CACHE_LOCAL_MAX_AGE", cls.cache_local_max_age, 1),
-            fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),
-            http_max_age=_int(env, "SHELF_HTTP_MAX_AGE", cls.http_max_age),
-            http_stale_while_revalidate=_int(
-                env, "SHELF_HTTP_STALE_WHILE_REVALIDATE", cls.http_stale_while_revalidate
-            ),
-            queue_redis_url=env.get("SHELF_QUEUE_REDIS_URL", ""),
             jobs_eager=_bool(env, "SHELF_JOBS_EAGER", cls.jobs_eager),
-            recompute_debounce_seconds=_int(
-                env, "SHELF_RECOMPUTE_DEBOUNCE_SECONDS", cls.recompute_debounce_seconds
-            ),
-            full_recompute_seconds=_int(env, "SHELF_FULL_RECOMPUTE_SECONDS", cls.full_recompute_seconds),
-            warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
-            warm_on_start_limit=_int(env, "SHELF_WARM_ON_START_LIMIT", cls.warm_on_start_limit),
-            warm_ready_ratio=_ratio(env, "SHELF_WARM_READY_RATIO", cls.warm_ready_ratio),
-            warm_ready_seconds=_at_least(env, "SHELF_WARM_READY_SECONDS", cls.warm_ready_seconds, 0),
-            warm_max_waiting=_at_least(env, "SHELF_WARM_MAX_WAITING", cls.warm_max_waiting, 1),
-            popularity_flush_seconds=_int(env, "SHELF_POPULARITY_FLUSH_SECONDS", 5),
             rate_limits_enabled=_bool(env, "SHELF_RATE_LIMITS_ENABLED", cls.rate_limits_enabled),
             rate_limit_reads=env.get("SHELF_RATE_LIMIT_READS") or cls.rate_limit_reads,
             rate_limit_writes=env.get("SHELF_RATE_LIMIT_WRITES") or cls.rate_limit_writes,
-            rate_limit_redis_url=env.get("SHELF_RATE_LIMIT_REDIS_URL", ""),
-            rate_limit_prefix=env.get("SHELF_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
             trusted_proxies=_int(env, "SHELF_TRUSTED_PROXIES", cls.trusted_proxies),
             cors_origins=parse_origins(env.get("SHELF_CORS_ORIGINS", "")),
             hsts_seconds=_int(env, "SHELF_HSTS_SECONDS", cls.hsts_seconds),
+            cache_enabled=_bool(env, "SHELF_CACHE_ENABLED", cls.cache_enabled),
+            cache_ttls=parse_ttls(env.get("SHELF_CACHE_TTLS", "")),
+            cache_local_entries=_at_least(env, "SHELF_CACHE_LOCAL_ENTRIES", cls.cache_local_entries, 0),
+            fast_path=_bool(env, "SHELF_FAST_PATH", cls.fast_path),
+            http_max_age=_int(env, "SHELF_HTTP_MAX_AGE", cls.http_max_age),
             edge_tag_header=_choice(env, "SHELF_EDGE_TAG_HEADER", EDGE_TAG_HEADERS, cls.edge_tag_header),
             edge_purge_urls=parse_edge_urls(env.get("SHELF_EDGE_PURGE_URLS", "")),
-            edge_purge_timeout_ms=_at_least(env, "SHELF_EDGE_PURGE_TIMEOUT_MS", cls.edge_purge_timeout_ms, 1),
             edge_purge_mode=_choice(
                 env, "SHELF_EDGE_PURGE_MODE", ("purge", "softpurge"), cls.edge_purge_mode
             ),
+            warm_on_start=_bool(env, "SHELF_WARM_ON_START", cls.warm_on_start),
         )
 
     @property
     def queue_url(self) -> str:
         return self.queue_redis_url or self.redis_url
+
+    @property
+    def cache_prefix(self) -> str:
+        return f"{self.key_prefix}:{CACHE_NAMESPACE}"
+
+    @property
+    def limits_prefix(self) -> str:
+        return self.rate_limit_prefix or f"{self.key_prefix}:{LIMITS_NAMESPACE}"
+
+    @property
+    def write_token(self) -> str:
+        """The first write token, the one ``make run`` prints."""
+        return next(iter(self.api_tokens.values()))
+
+    @property
+    def db_pool_size(self) -> int:
+        """A database connection for each request thread, and one for the stale-entry refresher."""
+        return self.web_threads + 1
 
     def replace(self, **changes) -> Settings:
         from dataclasses import replace
@@ -262,13 +331,9 @@ def check_cluster_use(settings: Settings) -> None:
     if is_cluster_url(settings.queue_url):
         named = "SHELF_QUEUE_REDIS_URL" if settings.queue_redis_url else "REDIS_URL (used for queues too)"
         raise ConfigError(
-            f"{named} names a Redis Cluster, but rq queues need a standalone Redis (rq moves jobs "
-            "between keys of different slots): set SHELF_QUEUE_REDIS_URL to a standalone server"
-        )
-    if settings.rate_limits_enabled and is_cluster_url(settings.rate_limit_redis_url or settings.redis_url):
-        raise ConfigError(
-            "rate-limit counters need a standalone Redis, and SHELF_RATE_LIMIT_REDIS_URL (or REDIS_URL, "
-            "its default) names a Redis Cluster: set SHELF_RATE_LIMIT_REDIS_URL to a standalone server"
+            f"{named} names a Redis Cluster, but rq queues and rate-limit counters need a standalone "
+            "Redis (rq moves jobs between keys of different slots): set SHELF_QUEUE_REDIS_URL to a "
+            "standalone server"
         )
     if is_cluster_url(settings.redis_url) and settings.cache_enabled and settings.cache_local_entries:
         raise ConfigError(
@@ -283,3 +348,10 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def print_settings(names: list[str]) -> None:
+    """The named settings, one a line, for shell scripts (scripts/run.sh)."""
+    settings = Settings.from_env()
+    for name in names:
+        print(getattr(settings, name))

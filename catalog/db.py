@@ -18,6 +18,11 @@ from .config import Settings
 
 _PENDING = "shelf_after_commit"
 
+STATEMENT_TIMEOUT_MS = 5000
+"""PostgreSQL's statement timeout for the app's queries: a runaway query fails instead of holding a
+connection and a request thread; the slowest legitimate one (a deep category's list page) is far
+under it."""
+
 
 def make_engine(settings: Settings) -> Engine:
     return create_engine(
@@ -28,7 +33,7 @@ def make_engine(settings: Settings) -> Engine:
             "connect_timeout": 5,
             # UTC: timestamps leave the API in UTC. jit off: JIT compiling short OLTP queries
             # (misestimated subtree walks) costs hundreds of ms for nothing.
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC -c jit=off",
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c timezone=UTC -c jit=off",
             "application_name": "shelf",
         },
     )

@@ -5,7 +5,7 @@ and written as one ``edge_purges`` row per configured edge, in the write's own t
 After the commit, once Shelf's own cache has dropped its entries (so an edge that refetches at
 once gets the new state), every edge is sent ``PURGE /`` with the tags in ``xkey-purge`` (or
 ``xkey-softpurge``), all at once, and the write waits for their acks up to
-``SHELF_EDGE_PURGE_TIMEOUT_MS``. An acknowledged row is deleted. A row whose edge did not answer
+``Settings.edge_purge_timeout_ms``. An acknowledged row is deleted. A row whose edge did not answer
 in time, or answered anything but 200, stays; the write still answers 2xx, saying so in its
 ``X-Edge-Purge: pending`` header, and the rows are replayed like the cache outbox's: by a
 background retry in this process every second until none is left, and by the worker's

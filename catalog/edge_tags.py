@@ -21,6 +21,8 @@ from collections.abc import Iterable
 
 import orjson
 
+from .resources import PRODUCT
+
 
 def header_name(setting: str) -> str | None:
     """The response header ``SHELF_EDGE_TAG_HEADER`` names (``xkey``, ``Surrogate-Key``), or None."""
@@ -34,7 +36,7 @@ def tag_of(redis_key: str) -> str:
 
 
 def product_tag(product_id: int) -> str:
-    return f"p:{product_id}"
+    return f"{PRODUCT.tag}:{product_id}"
 
 
 def list_item_tags(record_body: bytes) -> tuple[str, ...]:

@@ -251,5 +251,4 @@ class Outbox:
     def _apply_direct(self, invalidations: list[dict]) -> None:
         for hook in self.before_apply:
             hook()
-        stale, bump, tags = merge(invalidations)
-        self.region.backend.invalidate(stale, bump, int(self.region.config.generation_ttl * 1000), tags)
+        self.region.invalidate_past_breaker(*merge(invalidations))

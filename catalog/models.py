@@ -36,6 +36,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 SEARCH_CONFIG = "english"
 """PostgreSQL text search configuration behind the ``q`` filter."""
 
+MAX_INT = 2**31 - 1
+"""The largest PostgreSQL ``integer`` (ids, stock): a larger id names no row and is not looked up, a
+larger stock is refused by the schemas before the database would."""
+
 
 class Base(DeclarativeBase):
     pass
@@ -177,7 +181,7 @@ class CacheOutbox(Base):
 
     After commit the app applies a row to Redis and deletes it; if Redis was
     unreachable (or the process died first) the row stays until a drain
-    replays it. See ``api.caching`` for who drains and when.
+    replays it. See ``catalog.invalidation`` for who drains and when.
     """
 
     __tablename__ = "cache_outbox"

@@ -29,12 +29,18 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from cache.backends.cluster import client_from_url
+
 HIGH, DEFAULT, LOW = "high", "default", "low"
 QUEUES = (HIGH, DEFAULT, LOW)
 """In the order workers take them."""
 
+TIMEOUT_SECONDS = 2.0
+"""Connect and reply timeout of the queue's connection: enqueueing waits out a busy server, not an outage."""
+
 PENDING_PREFIX = "shelf-jobs:pending:"
-"""Outside the cache prefix (`shelf:`): purging the cache must not forget pending jobs."""
+"""On the queue's server, outside the cache's namespace: purging the cache must not forget pending
+jobs. Fixed, like rq's own ``rq:`` keys (see ``catalog.config`` on the key scheme)."""
 
 log = logging.getLogger("shelf.jobs")
 
@@ -68,7 +74,8 @@ POLICIES = {
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    """The queue's connection (a standalone server: ``catalog.config`` refuses a cluster here)."""
+    return client_from_url(url, TIMEOUT_SECONDS)
 
 
 def queue(name: str, connection: redis.Redis, *, eager: bool = False) -> Queue:

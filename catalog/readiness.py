@@ -4,8 +4,8 @@ A load balancer that checks ``/readyz`` (compose's scale-out profile does) then 
 an instance whose cache is warm. The warm on start (``jobs.warming.warm_on_start``, queued once per
 server start) fills the most read list pages and products in order of reads and reports, after each
 batch, the share of all recorded reads it has filled so far: the hit ratio the cache would have
-served those reads with. The instance is ready when that share reaches ``SHELF_WARM_READY_RATIO``,
-when the warm is done, or when ``SHELF_WARM_READY_SECONDS`` have passed since the app started,
+served those reads with. The instance is ready when that share reaches ``Settings.warm_ready_ratio``,
+when the warm is done, or when ``Settings.warm_ready_seconds`` have passed since the app started,
 whichever comes first (no worker running must not keep an instance out forever). Once ready it
 stays ready: a later warm (a second instance starting) does not take it out again.
 

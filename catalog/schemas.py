@@ -17,7 +17,9 @@ from marshmallow import fields, validate
 
 from cache.metrics import Event as CacheEvent
 
+from . import resources
 from .currencies import ISO_4217
+from .models import MAX_INT
 
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -29,7 +31,6 @@ NOT_BLANK = rf"^[{WHITESPACE}]*[^{WHITESPACE}\x00][^\x00]*$"
 """Holds something besides whitespace, and no NUL (names and brands are stored stripped)."""
 AMOUNT = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 MAX_PRICE = Decimal("9999999999.99")
-MAX_INT = 2**31 - 1
 SORTS = ("name", "price", "-price", "rating", "-rating", "newest")
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_NAME = 64
@@ -356,7 +357,7 @@ class PageQuerySchema(Strict):
 
 # --- admin --------------------------------------------------------------------------------
 
-CACHE_RESOURCES = ("product", "product_list", "category_tree", "category", "reviews", "flask_cache")
+CACHE_RESOURCES = resources.NAMES
 
 
 WARM_SCOPES = ("popular", "category", "ids", "all")
@@ -458,8 +459,3 @@ class ProblemSchema(ma.Schema):
     detail = fields.String()
     errors = fields.List(fields.Nested(FieldErrorSchema))
     request_id = fields.String()
-
-
-class HealthSchema(ma.Schema):
-    status = fields.String()
-    checks = fields.Dict(keys=fields.String(), values=fields.String())

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session
 
 from catalog.config import Settings
+from catalog.logs import configure_logging
 from catalog.runtime import Runtime, build_runtime
 
 _host: Callable[[], Runtime | None] = lambda: None  # noqa: E731 - replaced by embed()
@@ -29,7 +30,9 @@ def runtime() -> Runtime:
     if found is not None:
         return found
     if _process is None:
-        _process = build_runtime(Settings.from_env())
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)  # the API's log lines, from a job too
+        _process = build_runtime(settings)
     return _process
 
 

@@ -1,7 +1,7 @@
 """Periodic jobs, queued by ``python -m jobs.cron`` beside the worker (the run command and compose start it).
 
 * the full aggregate recompute, the backstop for any recompute a write could
-  not queue (every ``SHELF_FULL_RECOMPUTE_SECONDS``, default an hour);
+  not queue (every ``FULL_RECOMPUTE_SECONDS``, an hour);
 * the outbox drain, for cache invalidations a crashed process left behind
   (every ``OUTBOX_DRAIN_SECONDS``);
 * the replay of recompute requests that writes recorded but did not queue
@@ -32,6 +32,8 @@ from catalog.config import Settings
 
 from . import aggregates, maintenance
 
+FULL_RECOMPUTE_SECONDS = 3600
+"""Interval of the full aggregate recompute, the backstop for recomputes a write could not queue."""
 OUTBOX_DRAIN_SECONDS = 10
 TICK_SECONDS = 1.0
 RETRY_SECONDS = 5.0
@@ -40,10 +42,10 @@ RETRY_SECONDS = 5.0
 log = logging.getLogger("shelf.cron")
 
 
-def schedule(settings: Settings) -> list[tuple[str, object, float]]:
+def schedule() -> list[tuple[str, object, float]]:
     """(policy kind, job function, interval in seconds) for each periodic job."""
     return [
-        ("recompute_all", aggregates.recompute_all, settings.full_recompute_seconds),
+        ("recompute_all", aggregates.recompute_all, FULL_RECOMPUTE_SECONDS),
         ("drain_outbox", maintenance.drain_outbox, OUTBOX_DRAIN_SECONDS),
         ("send_recomputes", maintenance.send_recomputes, OUTBOX_DRAIN_SECONDS),
     ]
@@ -67,7 +69,7 @@ def tick(connection: redis.Redis, entries, next_due: dict[str, float], now: floa
 
 
 def run(settings: Settings, stop: threading.Event) -> None:
-    connection, entries, next_due = queues.connect(settings.queue_url), schedule(settings), {}
+    connection, entries, next_due = queues.connect(settings.queue_url), schedule(), {}
     while not stop.is_set():
         tick(connection, entries, next_due, time.monotonic())
         stop.wait(TICK_SECONDS)
@@ -79,7 +81,7 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_args: stop.set())
     settings = Settings.from_env()
-    log.info("queuing periodic jobs: %s", [(kind, every) for kind, _func, every in schedule(settings)])
+    log.info("queuing periodic jobs: %s", [(kind, every) for kind, _func, every in schedule()])
     run(settings, stop)
 
 

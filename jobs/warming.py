@@ -35,7 +35,6 @@ from . import context
 BATCH = 500
 START_PAGES = 1000
 """Recorded list pages the warm on start fills, the most read first."""
-SCOPES = ("popular", "category", "ids", "all")
 DEFAULT_POPULAR = 5000
 
 Progress = Callable[[int, int], None]

@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 
 from catalog.config import normalize_database_url
 
-from . import catalog, environment, server, varnish
+from . import bench_catalog, environment, server, varnish
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "edge-bench-token"  # noqa: S105 - a throwaway server's write token
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
     env = {"DATABASE_URL": opts.database_url, "REDIS_URL": opts.redis_url}
     base_env = {**os.environ, **env}
-    catalog.prepare(base_env, opts.products, opts.reviews, 42)
+    bench_catalog.prepare(base_env, opts.products, opts.reviews, 42)
     paths = workload_paths(opts.database_url, opts.hot)
     out = ROOT / "loadtest" / "results" / ("edge-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True)
@@ -154,7 +154,7 @@ def measure(workload: str, opts, origin: str, front: str, cache, paths: dict, ou
         (paths["categories"], 1.0),
     ]
     for group, _ in groups:
-        for path in group:  # every URL once: the cached case, as the issue measured it
+        for path in group:  # every URL once: the cached case the edge arms compare
             HTTP.request("GET", front + path)
     shelf_before, edge_before = shelf_stats(origin), cache.stats() if cache else {}
     checker = StaleChecker(origin, front, paths["detail"][:5])

@@ -11,7 +11,7 @@ With DATABASE_URL / REDIS_URL unset it runs on embedded servers (``loadtest.embe
   worker run as separate processes; for random products a review is posted and
   the product is read every 20 ms until its rating count moves. The delay is
   measured from the POST's 201 to the first read that shows it; it includes the
-  recompute debounce (``SHELF_RECOMPUTE_DEBOUNCE_SECONDS``, default 2 s).
+  recompute debounce (``catalog.config.RECOMPUTE_DEBOUNCE_SECONDS``, 2 s).
 * **cold start**: Zipf-popular reads (the load test's distribution) build up
   view counts for ``--popularity-seconds``; then the cache is purged and the API
   restarted with warm-on-start, and the same reads start the moment it answers.
@@ -53,7 +53,7 @@ from api import create_app
 from catalog import popularity, queues
 from catalog.config import Settings
 from jobs import context
-from loadtest import catalog, embedded
+from loadtest import bench_catalog, embedded
 from loadtest.workload import SORTS, Zipf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if os.environ.get(embedded.MARK):  # the embedded Valkey's db 0 is make run's when it shares it
         os.environ["REDIS_URL"] = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/3"))
-    catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
+    bench_catalog.prepare(dict(os.environ), args.catalog_products, args.catalog_reviews, 42)
     benches = set(args.benches.split(","))
     random.seed(args.seed)
     settings = Settings.from_env()

@@ -1,9 +1,9 @@
 """Load-testing a running ``make run`` (or any Shelf): what the Locust suite finds out by itself.
 
 ``locust -f loadtest/locustfile.py --host http://127.0.0.1:8000`` needs two facts about the server it
-is pointed at, which the suite used to take on trust: which product ids exist, and whether the
-server's per-client read budget leaves room for a load test (``make run`` keeps the default 1,200 reads
-a minute per address, so a load test from one machine is mostly 429s).
+is pointed at: which product ids exist, and whether the server's per-client read budget leaves room
+for a load test (``make run`` keeps the default 1,200 reads a minute per address, so a load test
+from one machine is mostly 429s).
 
 * :func:`active_ids` reads the active products' ids from the database: ``DATABASE_URL`` when set,
   else the running ``make run``'s (``api.local_servers``); with neither it refuses, naming both.

@@ -26,13 +26,17 @@ COMPONENTS = {
     "gunicorn (HTTP parsing, socket writes)": ("gunicorn/",),
     "Flask / Werkzeug request handling": ("flask/app.py", "flask/ctx.py", "werkzeug/"),
     "flask-smorest / webargs / marshmallow": ("flask_smorest/", "webargs/", "marshmallow/"),
-    "rate limiter (api/rate_limits.py, limits)": ("limits/", "api/rate_limits.py"),
+    "rate limiter (api/guards/rate_limits.py, limits)": ("limits/", "api/guards/rate_limits.py"),
     "request log (JSON line per request)": ("api/request_log.py", "logging/"),
     "cache region (api/caching.py, cache/)": ("api/caching.py", "cache/"),
     "redis-py client (all Redis calls)": ("redis/",),
     "SQLAlchemy / psycopg2": ("sqlalchemy/", "psycopg2/"),
     "prometheus_client (metrics)": ("prometheus_client/",),
-    "security headers, CORS, input guards": ("api/security_headers.py", "api/cors.py", "api/input_guards.py"),
+    "security headers, CORS, input guards": (
+        "api/guards/security_headers.py",
+        "api/guards/cors.py",
+        "api/guards/input_guards.py",
+    ),
 }
 """Which frames (by file) make up each component; a sample counts once per component it passes through."""
 

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from . import arms, catalog, ceiling, embedded, environment, page_costs, report
+from . import arms, bench_catalog, ceiling, embedded, environment, page_costs, report
 from .profile import profile_hit_path
 from .server import ROOT
 
@@ -160,10 +160,10 @@ def run(opts: argparse.Namespace) -> Path:
     base_env = {**os.environ, "DATABASE_URL": opts.database_url, "REDIS_URL": opts.redis_url}
     say(f"results in {results_dir.relative_to(ROOT)}")
     say("catalog: ensure-db, db upgrade, seed --if-empty")
-    seeded = catalog.prepare(base_env, opts.products, opts.reviews, opts.catalog_seed)
+    seeded = bench_catalog.prepare(base_env, opts.products, opts.reviews, opts.catalog_seed)
     say(f"catalog: seeded in {seeded.seed_seconds:.1f}s" if seeded.seeded_now else "catalog: already seeded")
     opts.ids_file = results_dir / "catalog_ids.txt"
-    opts.catalog_size = catalog.export_active_ids(opts.database_url, opts.ids_file)
+    opts.catalog_size = bench_catalog.export_active_ids(opts.database_url, opts.ids_file)
     results = {
         "command": " ".join(["python -m loadtest.run", *sys.argv[1:]]),
         "quick": opts.quick,

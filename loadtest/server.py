@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -78,12 +80,13 @@ def server_command(name: str, target: str, port: int, env: dict[str, str]) -> li
     """The command serving ``target`` ("module:callable" or "module:factory()") with ``name``.
 
     gunicorn runs with gunicorn.conf.py as scripts/run.sh starts it; granian with the same workers
-    and threads per worker (SHELF_WEB_WORKERS, SHELF_WEB_THREADS, defaults 2 x 4).
+    and threads per worker, read from ``env`` by Shelf's Settings as gunicorn.conf.py reads them.
     """
     if name == "gunicorn":
         return [venv_tool("gunicorn"), "-c", "gunicorn.conf.py", target]
     factory = target.endswith("()")
-    workers, threads = env.get("SHELF_WEB_WORKERS") or "2", env.get("SHELF_WEB_THREADS") or "4"
+    settings = Settings.from_env(env)
+    workers, threads = str(settings.web_workers), str(settings.web_threads)
     return [
         *(venv_tool("granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)),
         *("--workers", workers, "--blocking-threads", threads, "--no-ws", "--log-level", "warning"),

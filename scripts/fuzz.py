@@ -1,6 +1,6 @@
 """The long fuzz of the whole API: ``python scripts/fuzz.py`` (100 examples per operation).
 
-It runs the suite's schemathesis test (tests/guard_rails/test_fuzz.py): Shelf
+It runs the suite's schemathesis test (tests/api/guards/test_fuzz.py): Shelf
 under gunicorn, the schemathesis CLI with the coverage and fuzzing phases and
 the checks not_a_server_error, status_code_conformance,
 content_type_conformance and response_schema_conformance, failing on any
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FUZZ_TEST = "tests/guard_rails/test_fuzz.py"
+FUZZ_TEST = "tests/api/guards/test_fuzz.py"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Runs Shelf locally (what `make run` does inside scripts/dev_services.py): creates the database if
 # missing, migrates and seeds it, then serves the API with gunicorn (gunicorn.conf.py) next to an rq
-# worker until Ctrl-C / SIGTERM, which stops both. Uses DATABASE_URL, REDIS_URL, SHELF_QUEUE_REDIS_URL,
-# SHELF_HOST, SHELF_PORT, SHELF_API_TOKENS and SHELF_STOP_TIMEOUT from the environment; flask, gunicorn
-# and rq come from PATH.
+# worker until Ctrl-C / SIGTERM, which stops both. Reads Shelf's settings as the app does (catalog.config:
+# where gunicorn listens, the queue's Redis, the write token it prints) and SHELF_STOP_TIMEOUT, a
+# setting of this script only; flask, gunicorn, rq and python come from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-host="${SHELF_HOST:-127.0.0.1}"
-port="${SHELF_PORT:-8000}"
+{ read -r host && read -r port && read -r queue_url && read -r token; } < <(
+    python -c 'import sys; from catalog.config import print_settings; print_settings(sys.argv[1:])' \
+        host port queue_url write_token
+)
 url_host="$host"
 [[ "$url_host" == "0.0.0.0" ]] && url_host=127.0.0.1
-queue_url="${SHELF_QUEUE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}"
 # Seconds the processes get to stop after SIGTERM. gunicorn needs its graceful timeout (20 s); an rq
 # worker finishes the job it runs first, which may take that job's whole timeout (30 min for a warm).
 stop_timeout="${SHELF_STOP_TIMEOUT:-30}"
@@ -52,11 +53,6 @@ stop() {
 }
 
 banner() {
-    local token="dev-token"
-    if [[ -n "${SHELF_API_TOKENS:-}" ]]; then # the first token, parsed as the app parses it
-        token="$(python -c 'import os; from catalog.config import parse_tokens
-print(next(iter(parse_tokens(os.environ["SHELF_API_TOKENS"]).values())))')"
-    fi
     cat <<EOF
 
   Shelf API     http://$url_host:$port

@@ -33,8 +33,8 @@ from sqlalchemy import create_engine, text
 from api import create_app
 from api.cli import upgrade_database
 from api.guards.rate_limits import EXTENSION_KEY
-from api.request_log import JsonFormatter
 from catalog.config import Settings
+from catalog.logs import JsonFormatter
 from catalog.models import Base
 from tests.cache.support import FakeClock
 from tests.netproxy import TcpProxy
@@ -97,9 +97,12 @@ def engine(database_url):
 
 @pytest.fixture(autouse=True)
 def clean_database(engine):
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    """Empty every table, children first. DELETE rather than TRUNCATE: on the few rows a test leaves
+    it takes a few milliseconds where TRUNCATE takes a tenth of a second (new files per table)."""
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        conn.execute(text("UPDATE categories SET parent_id = NULL WHERE parent_id IS NOT NULL"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Jobs that report on the process they run in (enqueued by tests/test_jobs.py)."""
+"""Jobs that report on the process they run in (enqueued by tests/jobs/test_jobs.py)."""
 
 from __future__ import annotations
 

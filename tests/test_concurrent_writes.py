@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from catalog.models import Product
 from tests.factories import make_category, make_products
 
+pytestmark = pytest.mark.system
+
 HOT_PRODUCTS = 8
 ROUNDS = 12
 WRITER_FIELDS = ("price", "stock", "description")

@@ -30,6 +30,8 @@ import psycopg2
 import pytest
 import redis
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "dev_services.py"
 
@@ -345,7 +347,7 @@ def queue_redis():
 def test_make_run_keeps_serving_while_the_queue_redis_is_away(data_dir, queue_redis):
     """The queue's Redis stops for 8 s: the API answers throughout, no process of the stack exits (run.sh
     stops everything when one does), and afterwards a review's recompute runs. That job is queued "in
-    SHELF_RECOMPUTE_DEBOUNCE_SECONDS", so the worker's scheduler has to be back too."""
+    RECOMPUTE_DEBOUNCE_SECONDS" (catalog.config), so the worker's scheduler has to be back too."""
     proc, port, log = start_stack(data_dir, SHELF_QUEUE_REDIS_URL=queue_redis.url(0))
     try:
         wait_until_serving(proc, port, log)

@@ -24,6 +24,8 @@ from api.cli import upgrade_database
 from tests.conftest import load_dev_services
 from tests.factories import make_category, make_products, token
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -24,6 +24,8 @@ import pytest
 from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -175,7 +177,7 @@ def test_a_request_line_over_gunicorns_limit_is_a_414_problem_too(server):
     assert body["detail"].startswith("Request Line is too large")
 
 
-# --- the properties the server must keep (issue #15): each against gunicorn as `make run` starts it ---
+# --- the properties the server must keep: each against gunicorn as `make run` starts it ---
 
 
 def worker_pids(process: subprocess.Popen) -> set[int]:

@@ -20,6 +20,8 @@ from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 from tests.test_gunicorn import free_port, start, wait_until_serving
 
+pytestmark = pytest.mark.system
+
 ROUNDS = 20
 
 

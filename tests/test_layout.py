@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("api", "cache", "catalog", "jobs")
 FRAMEWORK = ("flask", "flask_caching", "flask_cors", "flask_smorest", "werkzeug", "webargs")
 FRAMEWORK_FREE = ("cache", "catalog", "jobs")
-SHELF_RESOURCES = ("product", "category", "review")
+CATALOG_WORDS = ("product", "category", "review")
 """Words a key or TTL of Shelf's catalog would name, which the generic cache must not."""
 
 Graph = dict[str, set[str]]
@@ -167,7 +167,7 @@ def resource_names(sources: dict[str, str]) -> list[str]:
                 words = node.attr
             else:
                 continue
-            if re.search(r"(^|_|\b)(" + "|".join(SHELF_RESOURCES) + r")", words):
+            if re.search(r"(^|_|\b)(" + "|".join(CATALOG_WORDS) + r")", words):
                 found.append(f"{name}:{getattr(node, 'lineno', '?')}: {words[:60]!r}")
     return found
 
@@ -199,6 +199,10 @@ def test_the_core_the_cache_and_the_jobs_import_no_web_framework(graph):
 
 def test_jobs_never_import_the_api(graph):
     assert jobs_to_api(graph) == []
+
+
+def test_the_cache_names_no_shelf_resource():
+    assert resource_names(cache_sources()) == []
 
 
 # --- each check fails when its rule is broken -------------------------------------------------

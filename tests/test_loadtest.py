@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from catalog.seed import seed_catalog
 from loadtest import live, report
 from loadtest.arms import plateaued
-from loadtest.catalog import export_active_ids
+from loadtest.bench_catalog import export_active_ids
 from loadtest.endpoints import PERSONA_ENDPOINTS
 from loadtest.histogram import Histograms, percentiles
 from loadtest.server import ROOT, gunicorn, venv_tool
@@ -81,8 +81,7 @@ def server(settings, redis_client, engine, token, tmp_path):
         "SHELF_API_TOKENS": f"bench:{token}",
         "SHELF_RATE_LIMIT_READS": "1000000/minute",  # every user comes from 127.0.0.1
         "SHELF_RATE_LIMIT_WRITES": "1000000/minute",
-        "SHELF_CACHE_PREFIX": f"smoke-{run_id}",
-        "SHELF_RATE_LIMIT_PREFIX": f"smoke-{run_id}-ratelimit",
+        "SHELF_KEY_PREFIX": f"smoke-{run_id}",
         "SHELF_WEB_WORKERS": "2",
         "SHELF_WEB_THREADS": "2",
         "SHELF_LOG_LEVEL": "WARNING",
@@ -124,6 +123,7 @@ def test_hot_path_targets_are_judged_on_the_median_round():
     )
 
 
+@pytest.mark.system
 def test_every_persona_runs_without_failures(server, settings, token, tmp_path):
     ids_file = tmp_path / "ids.txt"
     export_active_ids(settings.database_url, ids_file)
@@ -138,6 +138,7 @@ def test_every_persona_runs_without_failures(server, settings, token, tmp_path):
             assert int(stats.get(name, {}).get("Request Count", 0)) > 0, f"{persona} never sent {name}"
 
 
+@pytest.mark.system
 def test_without_ids_the_suite_reads_the_active_products_from_the_database(server, settings, token, tmp_path):
     """What `locust -f loadtest/locustfile.py --host ...` does next to `make run`: no 404s from
     guessed ids (the seeded catalog has inactive products)."""
@@ -165,6 +166,7 @@ def throttled(make_app):
     server.server_close()
 
 
+@pytest.mark.system
 def test_a_server_whose_read_budget_would_throttle_the_test_is_refused_with_the_fix(
     throttled, token, tmp_path
 ):
@@ -177,6 +179,7 @@ def test_a_server_whose_read_budget_would_throttle_the_test_is_refused_with_the_
     assert not stats.exists() or "/v1/products" not in stats.read_text()  # refused before any load
 
 
+@pytest.mark.system
 def test_the_budget_check_passes_an_unlimited_or_generous_server(make_app, server):
     assert live.budget_refusal(server.base_url) is None  # 1,000,000 a minute
     assert live.read_budget(server.base_url) == (1_000_000, 60)

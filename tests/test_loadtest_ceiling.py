@@ -11,7 +11,7 @@ import pytest
 
 from catalog.seed import seed_catalog
 from loadtest import ceiling, run
-from loadtest.catalog import export_active_ids
+from loadtest.bench_catalog import export_active_ids
 from loadtest.server import SERVERS, serve
 
 
@@ -32,6 +32,7 @@ def server_env(settings) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("server_name", SERVERS)
 def test_wrk_counts_the_bare_apps_answers_and_the_servers_cpu(
     wrk, settings, redis_client, tmp_path, server_name
@@ -45,6 +46,7 @@ def test_wrk_counts_the_bare_apps_answers_and_the_servers_cpu(
     assert set(result["latency_ms"]) == {"p50", "p75", "p90", "p99"}
 
 
+@pytest.mark.system
 def test_product_detail_ids_come_from_the_catalog(wrk, settings, engine, redis_client, tmp_path):
     """Every request of the detail arm names an active product: no 404 among the answers."""
     seed_catalog(engine, products=30, reviews=0, seed=5)
@@ -66,6 +68,7 @@ def test_without_wrk_the_ceiling_is_skipped_and_says_why(tmp_path, monkeypatch, 
     assert "Not run: wrk is not installed" in ceiling.markdown(skipped)
 
 
+@pytest.mark.system
 def test_a_rounds_warm_runs_the_cli_without_stopping_at_a_question(settings, redis_client):
     """``cache purge`` asks before it deletes; the rounds' warm answers for itself or the run dies."""
     ceiling.warm_redis(server_env(settings) | {"SHELF_ENV": "test"})

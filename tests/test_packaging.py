@@ -72,6 +72,12 @@ def test_the_image_installs_requirements_txt_only():
     assert "requirements-local" not in copies and "requirements-dev" not in copies
 
 
+def test_the_image_copies_every_package_the_app_runs():
+    copies = [args.split()[:-1] for op, args in dockerfile_instructions() if op == "COPY"]
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "loadtest"}
+    assert packages <= {source for sources in copies for source in sources}
+
+
 def test_make_run_installs_the_local_requirements():
     makefile = (ROOT / "Makefile").read_text()
     assert "pip install --disable-pip-version-check -r requirements-local.txt" in makefile

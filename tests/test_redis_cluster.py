@@ -22,11 +22,11 @@ def cluster_app(make_app, redis_cluster, redis_url):
     return make_app(
         redis_url=redis_cluster.url,
         queue_redis_url=redis_url,
-        rate_limit_redis_url=redis_url,
         cache_local_entries=0,
     )
 
 
+@pytest.mark.system
 def test_the_cache_runs_on_the_cluster(cluster_app, engine):
     product = make_product(engine, make_category(engine))
     client = cluster_app.test_client()
@@ -36,6 +36,7 @@ def test_the_cache_runs_on_the_cluster(cluster_app, engine):
     assert client.get("/readyz").status_code == 200
 
 
+@pytest.mark.system
 def test_reads_follow_writes_on_the_cluster(cluster_app, engine, auth):
     """Products and list pages of several scopes (so several slots and nodes): each write's
     invalidation reaches every page it changes, and a list page assembled from product entries
@@ -71,6 +72,7 @@ def test_reads_follow_writes_on_the_cluster(cluster_app, engine, auth):
     assert created["id"] in stocks(listings[0])
 
 
+@pytest.mark.system
 def test_a_write_while_a_node_is_unreachable_is_replayed_before_that_node_serves(
     cluster_app, redis_cluster, engine, auth
 ):
@@ -94,7 +96,6 @@ def test_a_cluster_down_at_start_up_degrades_the_cache_instead_of_failing(make_a
     app = make_app(
         redis_url=f"redis+cluster://127.0.0.1:{closed_port()}",
         queue_redis_url=redis_url,
-        rate_limit_redis_url=redis_url,
         cache_local_entries=0,
     )
     client = app.test_client()
@@ -114,11 +115,6 @@ def test_a_cluster_down_at_start_up_degrades_the_cache_instead_of_failing(make_a
     [
         ({"queue_redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_QUEUE_REDIS_URL"),
         ({"redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_QUEUE_REDIS_URL"),
-        ({"rate_limit_redis_url": "redis+cluster://127.0.0.1:7000"}, "SHELF_RATE_LIMIT_REDIS_URL"),
-        (
-            {"redis_url": "redis+cluster://127.0.0.1:7000", "queue_redis_url": "redis://127.0.0.1:6379/0"},
-            "SHELF_RATE_LIMIT_REDIS_URL",
-        ),
     ],
 )
 def test_a_cluster_where_one_server_is_needed_is_refused(settings, changes, named):
@@ -129,11 +125,11 @@ def test_a_cluster_where_one_server_is_needed_is_refused(settings, changes, name
 def test_the_near_cache_is_refused_on_a_cluster(settings, redis_url):
     cluster = {"redis_url": "redis+cluster://127.0.0.1:7000", "queue_redis_url": redis_url}
     with pytest.raises(ConfigError, match="SHELF_CACHE_LOCAL_ENTRIES=0"):
-        settings.replace(**cluster, rate_limit_redis_url=redis_url)
+        settings.replace(**cluster)
     assert settings.replace(**cluster, rate_limits_enabled=False, cache_local_entries=0).redis_url
 
 
 def test_the_refusal_happens_at_start_up_from_the_environment(redis_url):
     environ = {"REDIS_URL": "redis+cluster://127.0.0.1:7000", "SHELF_CACHE_LOCAL_ENTRIES": "0"}
-    with pytest.raises(ConfigError, match="rq queues need a standalone Redis"):
+    with pytest.raises(ConfigError, match="rq queues and rate-limit counters need a standalone Redis"):
         create_app(Settings.from_env(environ))

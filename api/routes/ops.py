@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
 from .. import db
-from ..errors import RETRY_AFTER_SECONDS
+from ..errors import RETRY_AFTER_SECONDS, problem
 
 blp = Blueprint("ops", __name__)
 
@@ -29,15 +29,9 @@ def readyz():
         return Response(orjson.dumps({"status": "ok", "checks": checks}), mimetype="application/json")
     if warm != "ok":
         checks["warm"] = warm
-    body = {
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": f"not ready: {', '.join(down)} unavailable" if down else "not ready: warming",
-        "checks": checks,
-    }
+    detail = f"not ready: {', '.join(down)} unavailable" if down else "not ready: warming"
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return Response(orjson.dumps(body), status=503, mimetype="application/problem+json", headers=headers)
+    raise problem(503, detail, headers=headers, members={"checks": checks})
 
 
 def _check(probe) -> str:

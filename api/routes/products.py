@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from cache.entry import Payload
 from catalog import edge_tags, pagination, product_pages, schemas
+from catalog.models import MAX_INT
 from catalog.representations import Rendered, render_product
 from catalog.services import products as service
 
@@ -78,7 +79,7 @@ class ProductsById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, product_id):
         """Read one active product."""
-        if not 0 < product_id <= service.MAX_ID:
+        if not 0 < product_id <= MAX_INT:
             raise problem(404, f"product {product_id} not found")
         current_app.extensions["shelf.views"].record(product_id)
         key = caching.keys().product(product_id)

@@ -6,6 +6,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from catalog import schemas
+from catalog.models import MAX_INT
 from catalog.representations import REVIEW, REVIEW_PAGE, Rendered, render
 from catalog.services import products as service
 
@@ -27,7 +28,7 @@ class ProductReviews(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, product_id):
         """List a product's reviews, newest first."""
-        if not 0 < product_id <= service.MAX_ID:
+        if not 0 < product_id <= MAX_INT:
             raise problem(404, f"product {product_id} not found")
         query = {**query, "product_id": product_id}
         after = decode_cursor(query)

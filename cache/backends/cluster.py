@@ -98,8 +98,15 @@ class LazyClusterClient:
         return getattr(self.connect(), name)
 
 
-def client_from_url(url: str, timeout_seconds: float, **options) -> redis.Redis | LazyClusterClient:
-    """A standalone client, or a cluster client (built on first use) for the ``redis+cluster://`` forms."""
+def client_from_url(
+    url: str, timeout_seconds: float, *, retries: bool = True, **options
+) -> redis.Redis | LazyClusterClient:
+    """Every Redis client Shelf opens is built here, from a URL and its role's options: a standalone
+    client, or a cluster client (built on first use) for the ``redis+cluster://`` forms.
+    ``timeout_seconds`` bounds connecting and each reply; ``retries=False`` turns redis-py's own
+    retry off, for callers whose circuit breaker decides when to try again."""
+    if not retries:
+        options["retry"] = Retry(NoBackoff(), 0)
     if is_cluster_url(url):
         return LazyClusterClient(url, timeout_seconds, **options)
     return redis.Redis.from_url(
@@ -130,7 +137,7 @@ class ClusterBackend(RedisBackend):
     @classmethod
     def from_url(cls, url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> ClusterBackend:
         """No client-side retries, as on a single Redis; MOVED and ASK are still followed."""
-        return cls(LazyClusterClient(url, timeout_ms / 1000, retry=Retry(NoBackoff(), 0)))
+        return cls(client_from_url(url, timeout_ms / 1000, retries=False))
 
     def get_many(self, keys: Sequence[CacheKey]) -> list[Lookup]:
         if not keys:

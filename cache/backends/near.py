@@ -1,9 +1,9 @@
 """A near cache: entries read from Redis kept in the process, dropped when Redis says they changed.
 
 A hit in the process costs no round trip at all; a plain Redis GET costs one, and on
-this stack that round trip (pool, socket, parser) was the largest cost of a cached read
-left. Staleness is prevented by Redis itself, not by a TTL: server-assisted client-side
-caching (``CLIENT TRACKING``, Redis 6+). Reads that may be kept are sent as ``CLIENT
+this stack that round trip (pool, socket, parser) is the largest cost of a cached read.
+Staleness is prevented by Redis itself, not by a TTL: server-assisted client-side caching
+(``CLIENT TRACKING``, Redis 6+). Reads that may be kept are sent as ``CLIENT
 CACHING YES`` + ``GET``/``MGET`` on a connection tracking in OPTIN mode, so Redis
 remembers exactly those keys; when one is written, deleted, expired or evicted, Redis
 pushes its name to this process's listener connection (RESP2, subscribed to
@@ -21,6 +21,11 @@ The rules that keep the README's guarantee (a read after a 2xx write sees the wr
   applies it.
 * A read in flight is a placeholder slot; the value is kept only if no invalidation (or
   flush) removed that placeholder meanwhile: the memcache paper's lease, in-process.
+* Redis tracks a key for the connection that read it, and forgets a closed connection's keys
+  without a word to the listener. So tracked reads have a connection pool of their own, which
+  nothing else uses (a timeout in any other command closes the connection it ran on), and the
+  whole table is dropped when one of its connections fails, comes back as a new socket, or is
+  found closed by the server while idle (checked with every listener ping).
 * Listener trouble (Redis restarted, connection killed, a protocol error) empties the
   near cache and turns it off until a new listener is up (retried at most once a
   second); data connections re-register with the new listener on their next tracked
@@ -101,6 +106,8 @@ class NearCache:
         self.max_entries, self.max_age = max_entries, max_age
         self._on_local_hit, self._clock = on_local_hit, clock
         self._lock = threading.Lock()
+        self._tracking = _own_pool(inner.client.connection_pool)  # for the tracked reads only
+        self._idle: set[redis.connection.AbstractConnection] = set()  # its connections not in use
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._dependents: dict[str, set[str]] = {}
         self._listener: redis.connection.AbstractConnection | None = None
@@ -125,12 +132,7 @@ class NearCache:
             placeholder = self._reserve(key) if listener_id is not None else None
         if placeholder is None:
             return self.inner.get(key)
-        try:
-            lookup = self._read_tracked(key, listener_id)
-        except CacheUnavailable:
-            with self._lock:
-                self._drop_if(key.entry, placeholder)
-            raise
+        lookup = self._read_tracked(key, listener_id)
         decoded = None if lookup.raw is NO_VALUE else decode(lookup.raw)
         if decoded is None:  # a miss, or bytes the region will count as corrupt: nothing to keep
             with self._lock:
@@ -191,6 +193,7 @@ class NearCache:
     def close(self) -> None:
         with self._lock:
             self._stop_listening()
+            self._tracking.disconnect()
         self.inner.close()
 
     # --- the table --------------------------------------------------------------------------
@@ -294,6 +297,17 @@ class NearCache:
         elif now >= self._next_ping:
             self._listener.send_command("PING")
             self._ping_sent_at, self._next_ping = now, now + PING_SECONDS
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        """An idle tracking connection has nothing to read (its invalidations go to the listener)
+        unless the server closed it: then the keys it tracked are no longer watched."""
+        closed = [connection for connection in self._idle if _closed(connection)]
+        if closed:
+            logger.warning("a near cache tracking connection was closed by Redis; emptied")
+            self._clear()
+            for connection in closed:
+                connection.disconnect()
 
     def _start_listening(self) -> None:
         self._next_attempt = self._clock() + RECONNECT_SECONDS
@@ -325,26 +339,39 @@ class NearCache:
         # The parent's listener socket is not ours: drop it without closing it, and the table.
         self._lock = threading.Lock()
         self._clear()
+        self._idle = set()  # the parent's; the pool replaces them in the child on first use
         self._listener = self._listener_id = self._listener_fd = None
         self._next_attempt = 0.0
 
     def _read_tracked(self, key: CacheKey, listener_id: int) -> Lookup:
-        pool = self.client.connection_pool
+        pool = self._tracking
         try:
             connection = pool.get_connection()
         except (redis.RedisError, OSError) as exc:
+            self._tracking_lost()  # it may have dropped a connection that had tracked keys
             raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        with self._lock:
+            self._idle.discard(connection)
         try:
-            _track(connection, listener_id)
+            if _track(connection, listener_id):
+                self._tracking_lost()
             read = ("GET", key.entry) if key.generation is None else ("MGET", key.entry, key.generation)
             connection.send_packed_command(connection.pack_commands([("CLIENT", "CACHING", "YES"), read]))
             connection.read_response()
             return lookup_from(key, connection.read_response())
         except (redis.RedisError, OSError) as exc:
             connection.disconnect()
+            self._tracking_lost()
             raise CacheUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
+            with self._lock:
+                self._idle.add(connection)
             pool.release(connection)
+
+    def _tracking_lost(self) -> None:
+        """A tracking connection closed: Redis will not report changes to the keys it read."""
+        with self._lock:
+            self._clear()
 
 
 _pollers = threading.local()
@@ -361,14 +388,33 @@ def _readable(fd: int) -> bool:
     return bool(registered[1].poll(0))
 
 
-def _track(connection: redis.connection.AbstractConnection, listener_id: int) -> None:
-    """Point the connection's OPTIN tracking at our listener, once per socket and listener."""
+def _track(connection: redis.connection.AbstractConnection, listener_id: int) -> bool:
+    """Point the connection's OPTIN tracking at our listener, once per socket and listener. True
+    when the connection tracked keys on an earlier socket: those are no longer watched."""
     registered = getattr(connection, "_shelf_tracking", None)
     if registered == (connection._sock, listener_id):
-        return
+        return False
     connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "OPTIN")
     connection.read_response()
     connection._shelf_tracking = (connection._sock, listener_id)
+    return registered is not None and registered[0] is not connection._sock
+
+
+def _own_pool(pool: redis.ConnectionPool) -> redis.ConnectionPool:
+    """A pool like ``pool`` for tracked reads only. It shares ``pool``'s connection kwargs (the same
+    dict), so a connect hook installed later (the app's outbox replay) runs on its connections too."""
+    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=pool.max_connections)
+    own.connection_kwargs = pool.connection_kwargs
+    return own
+
+
+def _closed(connection: redis.connection.AbstractConnection) -> bool:
+    sock = connection._sock
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 _instances: weakref.WeakSet[NearCache] = weakref.WeakSet()

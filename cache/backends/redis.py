@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from ..api import NO_VALUE, CacheUnavailable, Fill, Lookup, NoValue
 from ..config import REDIS_TIMEOUT_MS
@@ -89,11 +87,9 @@ class RedisBackend:
     @classmethod
     def from_url(cls, url: str, timeout_ms: int = REDIS_TIMEOUT_MS) -> RedisBackend:
         """A backend with its own pool, ``timeout_ms`` socket timeouts and no client-side retries."""
-        seconds = timeout_ms / 1000
-        client = redis.Redis.from_url(
-            url, socket_timeout=seconds, socket_connect_timeout=seconds, retry=Retry(NoBackoff(), 0)
-        )
-        return cls(client)
+        from .cluster import client_from_url  # the one client factory; cluster.py builds on this module
+
+        return cls(client_from_url(url, timeout_ms / 1000, retries=False))
 
     def get(self, key: CacheKey) -> Lookup:
         with self._errors():

@@ -3,8 +3,9 @@
 Each refresh is one INSERT ... ON CONFLICT DO UPDATE over the rows in scope (the given ids, or all
 when the ids are ``None``), recomputed from the rows beneath rather than patched incrementally, so it
 is exact whatever happened before. Category stats read the rating summaries, so those come first.
-The functions take a Session or Connection, execute in the caller's transaction and never commit: a
-write refreshes its aggregates in its own transaction, the seed refreshes everything after loading.
+The functions take a Session or Connection, execute in the caller's transaction and never commit: the
+recompute jobs (``jobs.aggregates``) run them after writes, queued once the write has committed; the
+seed refreshes everything after loading.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..list_deps import UNRATED_LAST, listing, rating_up
-from ..models import Product, ProductRatingSummary, Review
+from ..models import MAX_INT, Product, ProductRatingSummary, Review
 from . import effects
 from .categories import get_category_by_slug, subtree_ids
 from .constraints import flush_or_raise
@@ -37,8 +37,6 @@ SORT_COLUMNS = {
 }
 
 
-MAX_ID = 2**31 - 1
-
 WRITE_LOCK = {"of": Product, "key_share": True}
 """``FOR NO KEY UPDATE OF products``, the lock an UPDATE of the row takes anyway, taken when a write
 reads it: writes to one product take turns, each reading the row as the one before committed it, so
@@ -53,7 +51,7 @@ def get_product(
     lock = WRITE_LOCK if for_update else None
     product = (
         db.get(Product, product_id, populate_existing=True, with_for_update=lock)
-        if 0 < product_id <= MAX_ID
+        if 0 < product_id <= MAX_INT
         else None
     )
     if product is None or not (product.is_active or include_inactive):
@@ -197,7 +195,7 @@ def add_review(db: Session, product: Product, data: dict) -> Review:
 def get_review(db: Session, product_id: int, review_id: int) -> Review:
     """One review of an active product."""
     get_product(db, product_id)
-    review = db.get(Review, review_id) if 0 < review_id <= MAX_ID else None
+    review = db.get(Review, review_id) if 0 < review_id <= MAX_INT else None
     if review is None or review.product_id != product_id:
         raise NotFound(f"review {review_id} of product {product_id} not found")
     return review

@@ -4,7 +4,7 @@ The correctness suites (modules that set ``STORES = ("redis", "cluster")``) run 
 against that Redis and against a 3-master Redis Cluster the session starts on free ports
 (``tests.redis_cluster``); ``redis_db``, ``backend`` and every region follow the ``store``
 parameter. A test marked ``standalone_redis`` (one that watches the server with MONITOR) runs on
-the single Redis only.
+the single Redis only. The cluster runs are marked ``system``, so ``-m 'not system'`` leaves them out.
 
 These tests need no PostgreSQL: ``clean_database`` overrides the autouse fixture of
 tests/conftest.py (which truncates the app's database) with a no-op of the same name.
@@ -25,6 +25,7 @@ from cache.backends.cluster import backend_from_url, client_from_url, close_clus
 from cache.config import CacheConfig
 from cache.metrics import PrometheusMetrics
 from cache.region import Region
+from catalog.resources import CatalogKeys, ttls
 from tests.conftest import _with_path
 
 from .support import FakeClock
@@ -40,7 +41,8 @@ def pytest_generate_tests(metafunc):
     stores = getattr(metafunc.module, "STORES", ("redis",))
     if metafunc.definition.get_closest_marker("standalone_redis"):
         stores = ("redis",)
-    metafunc.parametrize("store", stores, indirect=True)
+    params = [pytest.param(s, marks=pytest.mark.system) if s == "cluster" else s for s in stores]
+    metafunc.parametrize("store", params, indirect=True)
 
 
 @pytest.fixture
@@ -114,9 +116,10 @@ def make_region(backend, metrics, clock) -> Callable[..., Region]:
     """Regions over the real Redis with a fake clock, no jitter and, unless given, no XFetch."""
 
     def make(region_backend=None, random: Callable[[], float] = lambda: 1.0, refresher=None, **config):
-        policy = CacheConfig(**{"jitter": 0.0, **config})
+        policy = CacheConfig(**{"jitter": 0.0, "ttls": ttls(), **config})
         chosen = region_backend or backend
-        return Region(chosen, policy, metrics, clock=clock, random=random, refresher=refresher)
+        keys = CatalogKeys(policy.key_prefix)
+        return Region(chosen, policy, metrics, clock=clock, random=random, refresher=refresher, keys=keys)
 
     return make
 

@@ -10,13 +10,13 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 from prometheus_client import CollectorRegistry
 
 from cache.api import CacheUnavailable
-from cache.entry import Payload, etag_for
+from cache.entry import Payload
 
 
 class FakeClock:
@@ -32,8 +32,12 @@ class FakeClock:
         self.now += seconds
 
 
+ETAG = '"v1"'
+"""The entity tag of every test payload: the cache stores the creator's tag and never derives one."""
+
+
 def payload(body: bytes, status: int = 200) -> Payload:
-    return Payload(status, body, etag_for(body))
+    return Payload(status, body, ETAG)
 
 
 class CountingCreator:
@@ -70,25 +74,30 @@ def sample(registry: CollectorRegistry, name: str, resource: str | None = None) 
     return registry.get_sample_value(f"shelf_cache_{name}{suffix}", labels) or 0.0
 
 
-def commands_sent(client: redis.Redis, monitor_url: str, action: Callable[[], object]) -> list[str]:
-    """The commands the Redis server received from ``client`` while ``action`` ran (via MONITOR)."""
-    address = client.client_info()["addr"]
+def commands_sent(
+    client: redis.Redis, monitor_url: str, action: Callable[[], object], also: Sequence[redis.Redis] = ()
+) -> list[str]:
+    """The commands the Redis server received from ``client`` (and the clients ``also`` names) while
+    ``action`` ran (via MONITOR). Each client is watched on the connection its pool hands out next."""
+    marker_from = client.client_info()["addr"]
+    addresses = {marker_from, *(c.client_info()["addr"] for c in also)}
     watcher = redis.Redis.from_url(monitor_url)
     try:
         with watcher.monitor() as monitor:
             action()
             client.echo("end-of-count")
-            return _commands_until_marker(monitor, address)
+            return _commands_until_marker(monitor, addresses, marker_from)
     finally:
         watcher.close()
 
 
-def _commands_until_marker(monitor: redis.client.Monitor, address: str) -> list[str]:
+def _commands_until_marker(monitor: redis.client.Monitor, addresses: set[str], marker_from: str) -> list[str]:
     seen = []
     for command in monitor.listen():
-        if f"{command['client_address']}:{command['client_port']}" != address:
+        address = f"{command['client_address']}:{command['client_port']}"
+        if address not in addresses:
             continue
-        if command["command"] == "ECHO end-of-count":
+        if command["command"] == "ECHO end-of-count" and address == marker_from:
             return seen
         seen.append(command["command"])
     raise AssertionError("monitor stream ended early")

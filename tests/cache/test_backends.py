@@ -6,12 +6,13 @@ import pytest
 
 from cache.api import NO_VALUE, Fill
 from cache.backends.null import NullBackend
-from cache.keys import KeyBuilder
+from cache.config import CacheConfig
 from cache.region import Region, State
+from catalog.resources import CatalogKeys, ttls
 
 from .support import CountingCreator, payload
 
-KEYS = KeyBuilder()
+KEYS = CatalogKeys()
 
 STORES = ("redis", "cluster")
 """Each test runs on the single Redis and on a Redis Cluster (``tests/cache/conftest.py``)."""
@@ -72,7 +73,9 @@ def test_count_is_a_windowed_counter(backend, redis_db):
 
 @pytest.fixture
 def null_region() -> Region:
-    return Region(NullBackend())  # metrics=None: the no-op metrics
+    return Region(
+        NullBackend(), CacheConfig(ttls=ttls()), keys=CatalogKeys()
+    )  # metrics=None: the no-op metrics
 
 
 def test_null_backend_always_computes_and_never_stores(null_region, redis_db):
@@ -85,7 +88,7 @@ def test_null_backend_always_computes_and_never_stores(null_region, redis_db):
 def test_null_backend_accepts_every_write_operation(null_region):
     key = null_region.keys.product(1)
     null_region.invalidate([key])
-    null_region.bump(null_region.keys.reviews_generation(1))
+    null_region.invalidate((), [null_region.keys.reviews_generation(1)])
     assert null_region.purge() == 0
     assert null_region.fill_many([(key, payload(b"x"))], null_region.reserve([key])) == 1
     assert null_region.get_or_create(key, CountingCreator(status=404)).state == State.MISS

@@ -7,11 +7,15 @@ import pytest
 from redis.crc import key_slot
 
 from cache.backends.cluster import ClusterBackend
+from cache.config import CacheConfig
 from cache.entry import Payload
 from cache.region import Region, State
+from catalog.resources import CatalogKeys, ttls
 from tests.redis_cluster import start_cluster
 
 from .conftest import TEST_REDIS_TIMEOUT_MS
+
+pytestmark = pytest.mark.system
 
 
 @pytest.fixture
@@ -24,7 +28,7 @@ def own_cluster():
 @pytest.fixture
 def cluster_region(own_cluster):
     backend = ClusterBackend.from_url(own_cluster.url, timeout_ms=TEST_REDIS_TIMEOUT_MS)
-    yield Region(backend)
+    yield Region(backend, CacheConfig(ttls=ttls()), keys=CatalogKeys())
     backend.close()
 
 

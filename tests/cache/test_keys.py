@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from cache.keys import SCHEMA_VERSION, KeyBuilder, key_kind, tag_key
+from cache.keys import SCHEMA_VERSION, key_kind, tag_key
+from catalog.resources import CatalogKeys
 
-KEYS = KeyBuilder()
+KEYS = CatalogKeys()
 
 
 def _slots(*keys: str) -> set[int]:
@@ -35,7 +36,7 @@ def test_different_parameters_or_scopes_make_different_keys():
 
 
 def test_prefix_and_schema_version_change_every_key():
-    for other in (KeyBuilder(schema_version=SCHEMA_VERSION + 1), KeyBuilder(prefix="shelf-staging")):
+    for other in (CatalogKeys(schema_version=SCHEMA_VERSION + 1), CatalogKeys(prefix="shelf-staging")):
         assert other.product(1).entry != KEYS.product(1).entry
         assert other.category_tree().entry != KEYS.category_tree().entry
         assert other.reviews(1, {}).generation != KEYS.reviews(1, {}).generation

@@ -7,15 +7,18 @@ another gunicorn worker or on another machine would be.
 from __future__ import annotations
 
 import os
+import select
+import time
 
 import pytest
+import redis
 
 from cache.api import CacheUnavailable
 from cache.backends.cluster import ClusterBackend
 from cache.backends.near import PING_SECONDS, RECONNECT_SECONDS, NearCache
 from cache.backends.redis import RedisBackend
 from cache.entry import Entry, decode, encode
-from cache.keys import KeyBuilder
+from catalog.resources import CatalogKeys
 
 from .conftest import TEST_REDIS_TIMEOUT_MS
 from .support import CountingCreator, FakeClock, closed_port, commands_sent
@@ -52,11 +55,16 @@ def keys(make_region):
     return make_region().keys
 
 
+def tracking_client(near: NearCache) -> redis.Redis:
+    """A client over the near cache's own pool, whose connections make its tracked reads."""
+    return redis.Redis(connection_pool=near._tracking)
+
+
 def test_a_local_hit_costs_no_redis_command(near, keys, redis_db, cache_redis_url):
     key = keys.product(1)
     redis_db.set(key.entry, entry(b"one"))
     first = near.get(key)
-    sent = commands_sent(near.client, cache_redis_url, lambda: near.get(key))
+    sent = commands_sent(tracking_client(near), cache_redis_url, lambda: near.get(key))
     assert sent == []
     assert near.get(key).raw == first.raw == entry(b"one")
     assert near.local_hits == ["product", "product"]
@@ -66,7 +74,7 @@ def test_the_redis_read_asks_to_be_tracked_in_the_same_round_trip(near, keys, re
     key = keys.product(1)
     redis_db.set(key.entry, entry(b"one"))
     near.get(keys.product(99))  # registers the pooled connection's tracking first
-    sent = commands_sent(near.client, cache_redis_url, lambda: near.get(key))
+    sent = commands_sent(tracking_client(near), cache_redis_url, lambda: near.get(key))
     assert sent == ["CLIENT CACHING YES", f"GET {key.entry}"]
 
 
@@ -186,11 +194,76 @@ def test_a_reconnected_data_connection_is_tracked_again(near, keys, redis_db):
     key = keys.product(7)
     redis_db.set(key.entry, entry(b"x"))
     near.get(keys.product(70))
-    near.client.connection_pool.disconnect()  # every data connection reconnects, tracking lost
+    near._tracking.disconnect()  # every tracking connection reconnects, tracking lost
     near.get(key)
     redis_db.set(key.entry, entry(b"y"))
     redis_db.ping()
     assert near.get(key).raw == entry(b"y")
+
+
+# Redis tracks a key for the connection that read it, and drops a closed connection's keys
+# silently: the listener is never told about their changes.
+
+
+def test_a_connection_another_command_dropped_loses_no_invalidation(near, other, keys, redis_db):
+    """A timeout in a fill or an MGET closes the pooled connection it ran on: not a tracking one."""
+    key = keys.product(17)
+    redis_db.set(key.entry, entry(b"old"))
+    near.get(key)
+    near.client.connection_pool.disconnect()
+    other.invalidate([key])
+    redis_db.set(key.entry, entry(b"new"))
+    redis_db.ping()
+    assert near.get(key).raw == entry(b"new")
+
+
+def test_a_failed_tracked_read_empties_the_table(near, other, keys, redis_db, monkeypatch):
+    """The read that fails closes its connection, and with it the tracking of what it read before."""
+    kept, failing = keys.product(18), keys.product(19)
+    redis_db.set(kept.entry, entry(b"old"))
+    near.get(kept)
+    connection = near._tracking.get_connection()
+    near._tracking.release(connection)  # the connection the next tracked read uses (the pool is LIFO)
+
+    def timed_out(*args, **kwargs):
+        connection.disconnect()  # what redis-py does on a socket timeout
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(connection, "read_response", timed_out)
+    with pytest.raises(CacheUnavailable):
+        near.get(failing)
+    monkeypatch.undo()
+    other.invalidate([kept])  # Redis no longer tracks ``kept`` for anyone
+    redis_db.set(kept.entry, entry(b"new"))
+    redis_db.ping()
+    assert near.size() == 0
+    assert near.get(kept).raw == entry(b"new")
+
+
+def test_a_tracking_connection_the_server_closed_is_noticed_at_the_next_ping(
+    near, other, keys, redis_db, near_clock
+):
+    key = keys.product(20)
+    redis_db.set(key.entry, entry(b"old"))
+    near.get(key)
+    connection = near._tracking.get_connection()
+    near._tracking.release(connection)
+    redis_db.client_kill_filter(_id=tracking_client(near).client_id())  # same LIFO connection
+    _wait_readable(connection)  # the server's FIN has arrived
+    other.invalidate([key])
+    redis_db.set(key.entry, entry(b"new"))
+    redis_db.ping()
+    near_clock.advance(PING_SECONDS)
+    assert near.get(key).raw == entry(b"new")
+    assert near.local_hits == []
+
+
+def _wait_readable(connection, seconds: float = 2.0) -> None:
+    poller = select.poll()
+    poller.register(connection._sock.fileno(), select.POLLIN)
+    deadline = time.monotonic() + seconds
+    while not poller.poll(10):
+        assert time.monotonic() < deadline, "the killed connection never became readable"
 
 
 def test_slots_expire_after_max_age(near, keys, redis_db, near_clock):
@@ -220,7 +293,7 @@ def test_redis_down_is_cache_unavailable():
     dead = RedisBackend.from_url(f"redis://127.0.0.1:{closed_port()}/0", timeout_ms=100)
     near = NearCache(dead, max_entries=10, max_age=10.0)
     with pytest.raises(CacheUnavailable):
-        near.get(KeyBuilder("t").product(1))
+        near.get(CatalogKeys("t").product(1))
     near.close()
 
 
@@ -294,6 +367,7 @@ def test_peek_serves_fresh_hits_only_and_decides_nothing(make_region, backend, c
     assert region.peek(key).hit is None  # an open breaker: get_or_create bypasses the store
 
 
+@pytest.mark.system
 def test_a_near_cache_refuses_a_cluster(redis_cluster):
     """Tracking is per node: one listener on one node would miss the others' invalidations."""
     backend = ClusterBackend.from_url(redis_cluster.url, timeout_ms=TEST_REDIS_TIMEOUT_MS)

@@ -149,31 +149,31 @@ def test_invalidate_during_a_fill_rejects_the_stale_set(region, registry, redis_
     assert region.get_or_create(key, creator).state == State.HIT
 
 
-def test_bump_during_a_list_fill_rejects_the_stale_set(region, registry):
+def test_a_scope_invalidation_during_a_list_fill_rejects_the_stale_set(region, registry):
     key, creator = region.keys.reviews(1, {"page": 1}), CountingCreator(b"old")
-    _race(region, key, creator, lambda: region.bump(region.keys.reviews_generation(1)))
+    _race(region, key, creator, lambda: region.invalidate((), [region.keys.reviews_generation(1)]))
     assert sample(registry, "fill_rejected", "reviews") == 1
     fresh = region.get_or_create(key, creator)
     assert (fresh.state, fresh.entry.body, fresh.entry.generation) == (State.MISS, b"new", 1)
     assert region.get_or_create(key, creator).entry.body == b"new"
 
 
-def test_bump_turns_every_page_of_the_scope_into_a_miss(region):
+def test_a_scope_invalidation_turns_every_page_of_the_scope_into_a_miss(region):
     pages = [region.keys.reviews(1, {"page": n}) for n in range(3)]
     other_scope = region.keys.reviews(2, {"page": 0})
     for key in [*pages, other_scope]:
         region.get_or_create(key, CountingCreator(b"v1"))
-    region.bump(region.keys.reviews_generation(1))
+    region.invalidate((), [region.keys.reviews_generation(1)])
     states = [region.get_or_create(key, CountingCreator(b"v2")).state for key in pages]
     assert states == [State.MISS] * 3
     assert region.get_or_create(other_scope, CountingCreator()).state == State.HIT
 
 
-def test_bump_reviews_scope_and_invalidate_several_keys(region):
+def test_one_invalidation_drops_a_scope_and_several_keys(region):
     keys = [region.keys.reviews(5, {"page": 1}), region.keys.product(5), region.keys.category_tree()]
     for key in keys:
         region.get_or_create(key, CountingCreator())
-    region.bump(region.keys.reviews_generation(5))
+    region.invalidate((), [region.keys.reviews_generation(5)])
     region.invalidate(keys[1:])
     assert [region.get_or_create(k, CountingCreator()).state for k in keys] == [State.MISS] * 3
 

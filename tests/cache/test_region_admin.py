@@ -22,7 +22,7 @@ def filled(region):
     }
     for key in keys.values():
         region.get_or_create(key, CountingCreator())
-    region.bump(region.keys.reviews_generation(1))
+    region.invalidate((), [region.keys.reviews_generation(1)])
     region.get_or_create(keys["reviews"], CountingCreator())
     return keys
 
@@ -58,12 +58,12 @@ def test_fill_many_stores_reserved_keys(region, redis_db, registry):
     assert sample(registry, "fills", "product") == 3
 
 
-def test_fill_many_never_overwrites_after_an_invalidation_or_bump(region):
+def test_fill_many_never_overwrites_after_an_invalidation_of_its_key_or_scope(region):
     product, page = region.keys.product(1), region.keys.reviews(1, {"page": 1})
     untouched = region.keys.product(2)
     reservation = region.reserve([product, page, untouched])
     region.invalidate([product])  # a write committed after the warmer read its data
-    region.bump(region.keys.reviews_generation(1))
+    region.invalidate((), [region.keys.reviews_generation(1)])
     items = [(product, payload(b"old")), (page, payload(b"old")), (untouched, payload(b"ok"))]
     assert region.fill_many(items, reservation) == 1
     assert region.get_or_create(product, CountingCreator(b"new")).entry.body == b"new"

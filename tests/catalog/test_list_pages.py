@@ -11,9 +11,8 @@ from decimal import Decimal
 import pytest
 
 from catalog.services import products as product_service
-from tests.cache.support import commands_sent
+from tests.api.test_caching import app_commands_sent, counting_sql, metric
 from tests.factories import make_category, make_product
-from tests.test_caching import counting_sql, metric
 
 
 @pytest.fixture
@@ -98,9 +97,7 @@ def test_a_page_hit_costs_no_sql_and_no_round_trip_once_its_products_are_near(
     app.extensions["shelf.cache_client"].ping()
     responses = []
     with counting_sql(app) as sql:
-        commands = commands_sent(
-            app.extensions["shelf.cache_client"], redis_url, lambda: responses.append(client.get(path))
-        )
+        commands = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "HIT" and sql == [] and commands == []
     assert responses[0].get_data() == miss.get_data() and responses[0].headers["ETag"] == miss.headers["ETag"]
 
@@ -113,9 +110,7 @@ def test_without_the_near_cache_a_page_hit_is_one_get_and_one_mget(make_app, cat
     client.get(path)  # the first hit stores the products' entries it had to read
     responses = []
     with counting_sql(app) as sql:
-        commands = commands_sent(
-            app.extensions["shelf.cache_client"], redis_url, lambda: responses.append(client.get(path))
-        )
+        commands = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "HIT" and sql == []
     assert [command.split()[0] for command in commands] == ["GET", "MGET"]
     assert responses[0].get_data() == miss.get_data()
@@ -169,6 +164,7 @@ def test_product_writes_keep_reviews_pages_and_the_tree_until_what_they_show_cha
     assert node["product_count"] == len(priced) - 1
 
 
+@pytest.mark.system
 def test_reads_that_start_after_a_write_see_it_while_readers_keep_pages_hot(make_app, category, priced, auth):
     """Two cached apps (two processes' near caches) are read hard by background threads while one
     writer moves prices; after each 2xx, each app's pages equal those of an app with the cache off."""

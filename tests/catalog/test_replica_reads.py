@@ -183,6 +183,7 @@ def replica_fills(app, source: str = "replica") -> float:
     return registry.get_sample_value("shelf_replica_fills_total", {"source": source}) or 0
 
 
+@pytest.mark.system
 def test_fills_from_a_lagging_replica_never_serve_a_row_older_than_an_acknowledged_write(
     replica_app, primary, pair, auth
 ):
@@ -206,6 +207,7 @@ def test_fills_from_a_lagging_replica_never_serve_a_row_older_than_an_acknowledg
     assert replica_fills(replica_app) >= HOT
 
 
+@pytest.mark.system
 def test_without_the_replay_check_the_same_mix_serves_stale_rows(replica_app, primary, pair, auth):
     """What the check prevents: trusted blindly, the lagging replica's old rows get cached and served."""
     replica_app.extensions["shelf.replica"].checked = False
@@ -215,6 +217,7 @@ def test_without_the_replay_check_the_same_mix_serves_stale_rows(replica_app, pr
     assert catalog.stale != []
 
 
+@pytest.mark.system
 def test_a_replica_that_is_down_leaves_reads_on_the_primary(make_app, pair, primary, unused_port):
     down = pair.replica_url.replace(f":{pair.replica.port}/", f":{unused_port}/")
     app = make_app(database_url=pair.primary_url, replica_database_url=down, rate_limits_enabled=False)
@@ -234,6 +237,7 @@ def test_watermarks_compare_as_wal_positions():
     assert lsn_text(lsn_key("16/B374D848")) == "16/B374D848"
 
 
+@pytest.mark.system
 def test_an_unreadable_watermark_sends_fills_to_the_primary(replica_app, primary, pair, redis_client):
     catalog = seed(primary)
     replica = replica_app.extensions["shelf.replica"]
@@ -244,6 +248,7 @@ def test_an_unreadable_watermark_sends_fills_to_the_primary(replica_app, primary
     assert replica_fills(replica_app) == 0
 
 
+@pytest.mark.system
 def test_a_write_whose_watermark_is_not_recorded_keeps_its_invalidation_in_the_outbox(
     replica_app, primary, auth, monkeypatch
 ):

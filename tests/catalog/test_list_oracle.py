@@ -9,7 +9,7 @@ over from one example to the next, so later examples start from states earlier o
 
 ``SHELF_ORACLE_EXAMPLES`` (default 12, 25 steps each: 300 steps, about a minute) sets the length
 of the run; a longer one for local use:
-``SHELF_ORACLE_EXAMPLES=200 make test ARGS="tests/test_list_oracle.py"`` (5,000 steps).
+``SHELF_ORACLE_EXAMPLES=200 make test ARGS="tests/catalog/test_list_oracle.py"`` (5,000 steps).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from catalog.schemas import SORTS
 from tests.factories import make_category, make_product
+
+pytestmark = pytest.mark.system
 
 EXAMPLES = int(os.environ.get("SHELF_ORACLE_EXAMPLES", "12"))
 STEPS = 25

@@ -1,4 +1,4 @@
-"""Recompute requests survive an outage of the queue's Redis (api/recomputes.py).
+"""Recompute requests survive an outage of the queue's Redis (catalog/recomputes.py).
 
 A review posted while the queue is down is stored with its recompute request,
 in the same transaction; once the queue is back the request is sent (each
@@ -21,7 +21,7 @@ from sqlalchemy import text
 from catalog.models import RecomputeRequest
 from jobs import context, maintenance
 from tests.factories import make_category, make_product
-from tests.test_jobs import queued, review, run_worker, start_worker, wait_for
+from tests.jobs.test_jobs import queued, review, run_worker, start_worker, wait_for
 
 VISIBLE_WITHIN_SECONDS = 5
 """What the README promises: a review's rating shows this soon after the queue is back."""
@@ -89,6 +89,7 @@ def test_the_periodic_replay_sends_what_a_dead_process_left(queue_app, engine):
     assert queue_app.extensions["shelf.recomputes"].pending() == 0
 
 
+@pytest.mark.system
 def test_a_review_during_a_queue_outage_is_rated_soon_after_the_queue_returns(
     make_app, settings, engine, auth, own_redis, tmp_path
 ):

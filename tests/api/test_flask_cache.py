@@ -11,7 +11,8 @@ import pytest
 from flask import Response
 
 from api.flask_cache import cache, decode_value, encode_value
-from cache.entry import Payload, etag_for
+from cache.entry import Payload
+from catalog.representations import etag_of
 
 
 def hits(app, event: str = "hits") -> float:
@@ -152,7 +153,7 @@ def test_a_tampered_entry_is_a_miss(app):
     key = region.keys.flask_cache("tampered")
     body = b'{"t": "pickle", "v": "gASVAAAA"}'
     reservation = region.reserve([key])
-    assert region.fill_many([(key, Payload(200, body, etag_for(body)))], reservation) == 1
+    assert region.fill_many([(key, Payload(200, body, etag_of(body)))], reservation) == 1
     with app.app_context():
         assert cache.get("tampered") is None
 

@@ -33,7 +33,7 @@ from catalog.services import aggregates
 from jobs import context, warming
 from tests.factories import make_category, make_product, make_products
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -192,6 +192,7 @@ def test_recomputes_are_idempotent(queue_app, engine, auth, queue_redis):
     assert first == second and first[1][0] == 3
 
 
+@pytest.mark.system
 def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, queue_redis, no_backoff):
     """A real rq worker is killed mid-job (SIGKILL); cleanup finds the abandoned job and retries it."""
     product = make_product(engine, make_category(engine))
@@ -215,7 +216,7 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
         lock.rollback()
     blocker.dispose()
     # The killed job's PostgreSQL backend runs its queued statement once the lock is free and only then
-    # finds its client gone; let it end, or the next test's TRUNCATE can deadlock with it.
+    # finds its client gone; let it end, or the next test's clean-up can deadlock with it.
     wait_for(lambda: busy_backends(engine) == 0)
     started = StartedJobRegistry(queues.HIGH, connection=queue_redis, serializer=JSONSerializer)
     started.cleanup(timestamp=time.time() + 3600)  # what any worker does once the execution expires
@@ -226,6 +227,7 @@ def test_a_job_whose_worker_was_killed_is_retried(settings, engine, queue_app, q
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
+@pytest.mark.system
 def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, queue_redis):
     """SIGTERM mid-job: the worker lets the running job finish (rq's warm shutdown), then exits 0."""
     product = make_product(engine, make_category(engine))
@@ -248,6 +250,7 @@ def test_a_worker_shuts_down_gracefully_on_sigterm(settings, engine, queue_app, 
     assert Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).get_status() == "finished"
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("worker_class", "preloaded"), [("jobs.worker.Worker", True), ("rq.Worker", False)])
 def test_the_worker_loads_the_job_modules_once_before_forking(settings, queue_redis, worker_class, preloaded):
     """Our worker class imports the app before forking; rq's own leaves every job to import it."""
@@ -491,7 +494,7 @@ def test_cli_warm_runs_here_with_a_progress_bar(queue_app, engine):
 def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
     from jobs import cron
 
-    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    entries, next_due = cron.schedule(), {}
     assert cron.tick(queue_redis, entries, next_due, now=100.0) == [
         "recompute_all",
         "drain_outbox",
@@ -556,7 +559,7 @@ def test_warm_requests_past_the_bound_are_503_with_retry_after(settings, engine,
 def test_periodic_jobs_the_queue_could_not_take_are_retried_soon(queue_app, queue_redis, unused_port):
     from jobs import cron
 
-    entries, next_due = cron.schedule(queue_app.config["SHELF"]), {}
+    entries, next_due = cron.schedule(), {}
     down = queues.connect(f"redis://127.0.0.1:{unused_port}/0")
     assert cron.tick(down, entries, next_due, now=100.0) == []  # logged, and the loop goes on
     # Ten seconds on, both are tried again: the hourly recompute does not wait out its hour.

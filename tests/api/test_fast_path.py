@@ -12,7 +12,7 @@ import re
 import pytest
 
 from api.fast_path import FastPath
-from tests.cache.support import commands_sent
+from tests.api.test_caching import app_commands_sent
 from tests.conftest import log_records
 from tests.factories import make_category, make_product
 
@@ -137,7 +137,7 @@ def test_misses_and_cached_404s_go_to_flask_and_hits_do_not(make_app, product):
     missing = f"/v1/products/{product.id + 1000}"
     assert [client.get(missing).status_code for _ in range(3)] == [404, 404, 404]
     assert served.by_flask == 4
-    assert client.get("/v1/products/99999999999").status_code == 404  # past MAX_ID: Flask's 404
+    assert client.get("/v1/products/99999999999").status_code == 404  # past MAX_INT: Flask's 404
     assert served.by_flask == 5
 
 
@@ -207,10 +207,9 @@ def test_without_a_near_cache_it_answers_hits_read_from_redis(make_app, product,
     served = Served(app)
     client = app.test_client()
     path = f"/v1/products/{product.id}"
-    cache_client = app.extensions["shelf.cache_client"]
     assert client.get(path).headers["X-Cache"] == "MISS"
     responses = []
-    sent = commands_sent(cache_client, redis_url, lambda: responses.append(client.get(path)))
+    sent = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "HIT" and served.by_flask == 1
     assert sent == [f"GET {app.extensions['shelf.region'].keys.product(product.id).entry}"]
 
@@ -222,9 +221,7 @@ def test_a_miss_handed_to_flask_reads_the_cache_once(make_app, product, redis_ur
     path = f"/v1/products/{product.id}"
     entry_key = app.extensions["shelf.region"].keys.product(product.id).entry
     responses = []
-    sent = commands_sent(
-        app.extensions["shelf.cache_client"], redis_url, lambda: responses.append(client.get(path))
-    )
+    sent = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     assert responses[0].headers["X-Cache"] == "MISS"
     assert sent.count(f"GET {entry_key}") == 1  # the fast path's read, handed on; then the lease and fill
 

@@ -117,7 +117,7 @@ def test_tokens_never_reach_the_logs(make_app, catalog, log_output, unused_port)
     assert client.patch(f"/v1/products/{product.id}", json={"name": "\x00"}, headers=auth).status_code == 422
     assert client.post("/v1/products", json=body, headers=auth).status_code == 429
     assert client.post("/v1/products", json=body, headers=guessed).status_code == 401
-    failing_open = make_app(log_level="DEBUG", rate_limit_redis_url=f"redis://127.0.0.1:{unused_port}/0")
+    failing_open = make_app(log_level="DEBUG", queue_redis_url=f"redis://127.0.0.1:{unused_port}/0")
     assert failing_open.test_client().delete(f"/v1/products/{product.id}", headers=auth).status_code == 204
     logged = log_output()
     assert "shelf.limits" in logged and "shelf.request" in logged  # the capture saw the app's lines

@@ -19,7 +19,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from catalog import queues
-from tests.test_jobs import start_worker, wait_for
+from tests.jobs.test_jobs import start_worker, wait_for
+
+pytestmark = pytest.mark.system
 
 OUTAGE_SECONDS = 8
 

@@ -1,4 +1,4 @@
-"""schemathesis hooks for the fuzz run (``SCHEMATHESIS_HOOKS=tests.guard_rails.fuzz_hooks``).
+"""schemathesis hooks for the fuzz run (``SCHEMATHESIS_HOOKS=tests.api.guards.fuzz_hooks``).
 
 A product names its category, and a category its parent, by slug: only a
 category that exists is accepted, and categories nest two levels deep (a 422

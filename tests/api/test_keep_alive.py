@@ -15,12 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from catalog.config import Settings
 from tests.conftest import TEST_TOKEN
 from tests.test_gunicorn import free_port, start, wait_until_serving
 
+pytestmark = pytest.mark.system
+
 SPENDER_TOKEN = "spender-" + secrets.token_hex(8)
 WRITE_BUDGET = 20
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = Settings().max_body_bytes
 
 UNDER_LIMIT = json.dumps({"name": "x" * 200_000}).encode()  # over gunicorn's own 64 KiB drain
 OVER_LIMIT = json.dumps({"name": "x" * (3 * MAX_BODY_BYTES)}).encode()
@@ -36,9 +39,8 @@ def server(settings):
         settings,
         port,
         SHELF_API_TOKENS=f"tests:{TEST_TOKEN},spender:{SPENDER_TOKEN}",
-        SHELF_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
         SHELF_RATE_LIMIT_WRITES=f"{WRITE_BUDGET}/minute",
-        SHELF_RATE_LIMIT_PREFIX="test-keep-alive-" + secrets.token_hex(4),
+        SHELF_KEY_PREFIX="test-keep-alive-" + secrets.token_hex(4),
     )
     yield wait_until_serving(process, port)
     process.terminate()
@@ -93,7 +95,7 @@ def test_the_next_request_on_the_connection_is_answered(server, headers, body, s
     for _ in range(3):
         if status == 429:
             spend_write_budget(server)
-        # A body up to SHELF_MAX_BODY_BYTES is read off the connection, which then takes the next
+        # A body up to max_body_bytes is read off the connection, which then takes the next
         # request; a bigger one closes it (saying so), and the client opens a new one.
         reused = connection == "keep-alive"
         assert answer_then_next(server, headers, body) == (status, connection, 200, reused)

@@ -29,6 +29,8 @@ from sqlalchemy import text
 from catalog.seed import seed_catalog
 from tests.test_gunicorn import ROOT, free_port, start, wait_until_serving
 
+pytestmark = pytest.mark.system
+
 EXAMPLES = int(os.environ.get("SHELF_FUZZ_EXAMPLES", "10"))
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 PHASES = "coverage,fuzzing"
@@ -77,7 +79,7 @@ def schemathesis_run(base: str, token: str, categories: dict, report) -> subproc
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),  # for the hooks module
-        "SCHEMATHESIS_HOOKS": "tests.guard_rails.fuzz_hooks",
+        "SCHEMATHESIS_HOOKS": "tests.api.guards.fuzz_hooks",
         **categories,  # for the hooks
     }
     # The CLI keeps a cache in its working folder: the report's, never the work tree.

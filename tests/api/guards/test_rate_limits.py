@@ -154,7 +154,7 @@ def test_counters_live_in_redis_under_the_prefix(make_app, redis_client):
 
 
 def test_redis_down_fails_open_with_a_log_line_and_a_metric(make_app, unused_port, log_output):
-    app = make_app(rate_limit_reads="1/minute", rate_limit_redis_url=f"redis://127.0.0.1:{unused_port}/0")
+    app = make_app(rate_limit_reads="1/minute", queue_redis_url=f"redis://127.0.0.1:{unused_port}/0")
     client = app.test_client()
     responses = [client.get("/v1/categories") for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 200]
@@ -204,15 +204,14 @@ def test_settings_read_the_rate_limit_variables():
             "SHELF_RATE_LIMITS_ENABLED": "false",
             "SHELF_RATE_LIMIT_READS": "10/second",
             "SHELF_RATE_LIMIT_WRITES": "5/minute",
-            "SHELF_RATE_LIMIT_REDIS_URL": "redis://limits:6379/3",
-            "SHELF_RATE_LIMIT_PREFIX": "edge",
+            "SHELF_KEY_PREFIX": "edge",
         }
     )
     assert not settings.rate_limits_enabled
     assert (settings.rate_limit_reads, settings.rate_limit_writes) == ("10/second", "5/minute")
-    assert (settings.rate_limit_redis_url, settings.rate_limit_prefix) == ("redis://limits:6379/3", "edge")
+    assert settings.limits_prefix == "edge:limits"
     defaults = Settings.from_env({})
-    assert defaults.rate_limits_enabled and defaults.rate_limit_redis_url == ""
+    assert defaults.rate_limits_enabled and defaults.limits_prefix == "shelf:limits"
     assert (defaults.rate_limit_reads, defaults.rate_limit_writes) == ("1200/minute", "120/minute")
 
 
@@ -325,7 +324,7 @@ def test_a_burst_of_concurrent_first_requests_leases_once(make_app, redis_client
         thread.start()
     for thread in threads:
         thread.join(30)
-    (key,) = redis_client.keys(f"{app.config['SHELF'].rate_limit_prefix}:*")
+    (key,) = redis_client.keys(f"{app.config['SHELF'].limits_prefix}:*")
     assert 20 <= int(redis_client.get(key)) <= lease_size(budget("reads", "x", "1200/minute")) + 19
 
 
@@ -360,7 +359,7 @@ def test_a_long_window_gets_back_the_tokens_a_short_one_voided(make_app, redis_c
         client.get("/v1/categories")  # one lease of 10 taken, 3 spent
     clock.advance(1)
     response = client.get("/v1/categories")  # the 7 left are handed back to the hour
-    prefix = app.config["SHELF"].rate_limit_prefix
+    prefix = app.config["SHELF"].limits_prefix
     (hour_key,) = redis_client.keys(f"{prefix}:*:reads-3600s:*")
     assert int(redis_client.get(hour_key)) == 3 + 10
     assert re.fullmatch(r'"reads-1s";r=999;t=1, "reads-3600s";r=99996;t=\d+', response.headers["RateLimit"])
@@ -370,7 +369,7 @@ def test_a_held_lease_is_spent_while_redis_is_down_then_limits_fail_open(
     make_app, redis_url, redis_proxy, log_output
 ):
     proxied = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
-    app = make_app(rate_limit_reads="1000/minute", rate_limit_redis_url=proxied)
+    app = make_app(rate_limit_reads="1000/minute", queue_redis_url=proxied)
     client = app.test_client()
     for address in ("10.0.0.1", "10.0.0.2"):
         assert remaining(client.get("/v1/categories", environ_base=from_ip(address))) == 999

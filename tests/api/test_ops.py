@@ -10,7 +10,7 @@ import re
 import pytest
 
 from api import create_app
-from api.request_log import JsonFormatter
+from catalog.logs import JsonFormatter
 
 
 def test_healthz_is_ok(client):
@@ -32,6 +32,9 @@ def test_readyz_names_what_is_down(settings, unused_port):
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["checks"] == {"postgres": "ok", "redis": "down"}
     assert "redis" in response.get_json()["detail"]
+    # Built by the one problem helper: the request id every problem carries, the 503's Retry-After.
+    assert response.get_json()["request_id"] == response.headers["X-Request-ID"]
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_a_database_outage_is_503_problem(settings, unused_port):

@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+import redis
 from sqlalchemy import event, text
 
 from api import create_app
@@ -54,11 +55,18 @@ def category(engine):
 
 def hit_and_count(app, client, path, redis_url):
     """One GET of ``path``: its response, the SQL it ran and the Redis commands it sent."""
-    cache_client = app.extensions["shelf.cache_client"]
     responses = []
     with counting_sql(app) as sql:
-        commands = commands_sent(cache_client, redis_url, lambda: responses.append(client.get(path)))
+        commands = app_commands_sent(app, redis_url, lambda: responses.append(client.get(path)))
     return responses[0], sql, commands
+
+
+def app_commands_sent(app, redis_url, action) -> list[str]:
+    """The cache commands ``action`` sent: on the app's client, and on the near cache's own pool
+    (its tracked reads) when there is one."""
+    tracking = getattr(app.extensions["shelf.region"].backend, "_tracking", None)
+    also = [redis.Redis(connection_pool=tracking)] if tracking is not None else []
+    return commands_sent(app.extensions["shelf.cache_client"], redis_url, action, also=also)
 
 
 def test_a_hit_costs_one_redis_round_trip_then_none_and_no_sql(app, client, engine, category, redis_url):
@@ -160,10 +168,10 @@ def test_equivalent_list_queries_share_one_entry(client, engine, category):
 
 
 def test_junk_parameters_never_reach_the_cache(client, redis_client):
-    before = set(redis_client.keys("shelf:*"))
+    before = set(redis_client.keys("shelf:cache:*"))
     assert client.get("/v1/products?colour=red").status_code == 400
     assert client.get("/v1/products?cursor=forged.cursor").status_code == 400
-    assert set(redis_client.keys("shelf:*")) == before
+    assert set(redis_client.keys("shelf:cache:*")) == before
 
 
 # --- invalidation on writes -------------------------------------------------------------------
@@ -458,7 +466,7 @@ def test_caching_off_runs_the_same_code_without_storing(settings, engine, catego
     for _ in range(2):
         response = client.get(f"/v1/products/{product.id}")
         assert response.status_code == 200 and response.headers["X-Cache"] == "BYPASS"
-    assert redis_client.keys("shelf:*") == []
+    assert redis_client.keys("shelf:cache:*") == []
     app.extensions["shelf.engine"].dispose()
 
 
