@@ -92,7 +92,7 @@ WARM_READY_RATIO = 0.95
 """``/readyz`` says "warming" until the warm on start covers this share of the coming reads, as
 ``jobs.warming.Coverage`` estimates it..."""
 
-WARM_READY_SECONDS = 30
+WARM_READY_SECONDS = 60
 """... or until this long after the start, so a missing worker cannot keep an instance out."""
 
 WARM_MAX_WAITING = 5

@@ -33,6 +33,9 @@ from catalog.services.categories import get_category_by_slug, subtree_ids
 from . import context
 
 BATCH = 500
+PAGE_BATCH = 20
+"""List pages per lease: each is a query of its own (tens of ms on a large catalog), and a batch must
+be stored within the leases' TTL or every fill in it is rejected."""
 START_PAGES = 1000
 """Recorded list pages the warm on start fills, the most read first."""
 DEFAULT_POPULAR = 5000
@@ -124,9 +127,17 @@ def warm_page_queries(
     db: Session, region, runtime: Runtime, queries: list[dict], shown: list[int] | None = None
 ) -> int:
     """The first pages of validated list ``queries``, keyed exactly as a request's would be; the ids of
-    the products they list are added to ``shown``, when given."""
-    if not queries:
-        return 0
+    the products they list are added to ``shown``, when given. In batches of ``PAGE_BATCH``: a page is
+    a query of its own, and a batch's fills must arrive before its leases expire."""
+    return sum(
+        _warm_page_batch(db, region, runtime, queries[start : start + PAGE_BATCH], shown)
+        for start in range(0, len(queries), PAGE_BATCH)
+    )
+
+
+def _warm_page_batch(
+    db: Session, region, runtime: Runtime, queries: list[dict], shown: list[int] | None
+) -> int:
     secret = runtime.settings.secret_key
     keys = [product_pages.page_key(region.keys, query) for query in queries]
     reservation = region.reserve(keys)

@@ -21,8 +21,9 @@ With DATABASE_URL / REDIS_URL unset it runs on embedded servers (``loadtest.embe
   (product detail, first list pages of every category and sort, Zipf-popular; the
   category tree), the hit ratio over every resource, and each second whether
   ``/readyz`` answered 200: the seconds to ready, and how soon after it the hit
-  ratio reached 95%. The load starts when the server answers, before it is ready,
-  as it would without a balancer checking ``/readyz``.
+  ratio reached 95%. The readers wait for ``/readyz``, as behind a balancer that checks
+  it (the compose scale-out profile's HAProxy does), then read for ``--cold-seconds``;
+  the samples start when the server answers.
 
 Seeds the catalog first when the database is empty (``--catalog-products``, ``--catalog-reviews``: the
 load test's catalog). Prints a JSON summary and writes it under ``loadtest/results/``.
@@ -111,7 +112,7 @@ def bench_cold_start(settings: Settings, args, ids: list[int]) -> dict:
     app.extensions["shelf.region"].purge(None)
     with _stack(settings, warm_on_start=True) as base:
         series = _read_load(base, draw, args.cold_seconds, threads=args.threads, sample=True)
-    reached = next((window["second"] for window in series if window["hit_ratio"] >= 0.95), None)
+    reached = next((window["second"] for window in series if (window["hit_ratio"] or 0) >= 0.95), None)
     return {
         "warm_on_start_limit": settings.warm_on_start_limit,
         "zipf_exponent": args.zipf,
@@ -134,11 +135,13 @@ def bench_cold_start_mixed(settings: Settings, args, ids: list[int], slugs: list
     app = create_app(settings)
     app.extensions["shelf.region"].purge(None)
     with _stack(settings, warm_on_start=True) as base:
-        series = _read_load(base, draw, args.cold_seconds, threads=args.threads, sample=True, resource=None)
+        series = _read_load(
+            base, draw, args.cold_seconds, args.threads, sample=True, resource=None, hold_until_ready=True
+        )
         events = _events_by_resource(base)
     ready = next((window["second"] for window in series if window["ready"]), None)
     after = [window for window in series if ready is not None and window["second"] > ready]
-    reached = next((window["second"] - ready for window in after if window["hit_ratio"] >= 0.95), None)
+    reached = next((window["second"] - ready for window in after if (window["hit_ratio"] or 0) >= 0.95), None)
     return {
         "warm_on_start_limit": settings.warm_on_start_limit,
         "ready_ratio": settings.warm_ready_ratio,
@@ -238,17 +241,22 @@ def _read_load(
     sample: bool = False,
     resource: str | None = "product",
     streams: str = "cold",
+    hold_until_ready: bool = False,
 ) -> list[dict]:
     """Reads of ``draw(rng)`` paths from keep-alive clients, each seeded from ``streams`` and its
     index; if ``sample``, per second: the hit ratio (of ``resource``, or of every resource when None)
-    and whether ``/readyz`` answered 200."""
-    stop = time.monotonic() + seconds
-    host, port = base.removeprefix("http://").split(":")
+    and whether ``/readyz`` answered 200. With ``hold_until_ready`` the readers wait for ``/readyz``,
+    as behind a balancer that checks it, and read for ``seconds`` from then; the samples start at once."""
+    started, host, port = time.monotonic(), *base.removeprefix("http://").split(":")
+    go, window = threading.Event(), {"stop": started + seconds}
+    if not hold_until_ready:
+        go.set()
 
     def reader(index: int) -> None:
         rng = random.Random(f"{streams}:{index}")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
-        while time.monotonic() < stop:
+        go.wait()
+        while time.monotonic() < window["stop"]:
             connection.request("GET", draw(rng))
             connection.getresponse().read()
 
@@ -256,14 +264,19 @@ def _read_load(
     for worker in workers:
         worker.start()
     series, previous, second = [], _cache_counts(base, resource), 0
-    while sample and time.monotonic() < stop:
+    while sample and time.monotonic() < window["stop"]:
         time.sleep(1)
         second += 1
         current = _cache_counts(base, resource)
         hits, served = (current[k] - previous[k] for k in ("hits", "served"))
-        ratio = round(hits / served, 4) if served else 0
-        series.append({"second": second, "requests": served, "hit_ratio": ratio, "ready": _ready(base)})
+        ratio = round(hits / served, 4) if served else None
+        ready = _ready(base)
+        if ready and not go.is_set():
+            window["stop"] = time.monotonic() + seconds
+            go.set()
+        series.append({"second": second, "requests": served, "hit_ratio": ratio, "ready": ready})
         previous = current
+    go.set()
     for worker in workers:
         worker.join()
     return series

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -357,6 +358,27 @@ def test_warming_a_category_fills_its_first_list_pages(client, engine, auth, que
     assert client.get(response.headers["Location"]).get_json()["result"]["list_pages"] == 6
     for sort in ("name", "-price", "newest"):
         assert client.get(f"/v1/products?category={category.slug}&sort={sort}").headers["X-Cache"] == "HIT"
+
+
+def test_list_pages_are_warmed_in_batches_each_stored_within_its_leases(queue_app, engine, monkeypatch):
+    """Each page is a query; pages reserved all at once would outlive their leases and all be rejected."""
+    categories = [make_category(engine) for _ in range(3)]
+    for category in categories:
+        make_products(engine, category, 2)
+    region = queue_app.extensions["shelf.bulk_region"]
+    monkeypatch.setattr(region, "config", replace(region.config, lease_ttl_ms=300))
+    monkeypatch.setattr(warming, "PAGE_BATCH", 2)
+    real_list = warming.product_service.list_products
+
+    def slow_list(*args, **kwargs):
+        time.sleep(0.1)  # six pages take 0.6 s: twice a lease, three times a batch of two
+        return real_list(*args, **kwargs)
+
+    monkeypatch.setattr(warming.product_service, "list_products", slow_list)
+    queries = [query for category in categories for query in warming._first_page_queries(category.slug)[:2]]
+    runtime = queue_app.extensions["shelf.runtime"]
+    with context.session() as db:
+        assert warming.warm_page_queries(db, region, runtime, queries) == len(queries)
 
 
 def test_warming_the_whole_catalog_fills_every_lists_first_pages(client, engine, auth, queue_redis):
