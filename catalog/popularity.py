@@ -5,14 +5,15 @@ daemon thread flushes the counts every few seconds with one pipelined
 ``ZINCRBY`` batch into sorted sets on the queue's Redis, shared by every
 process: product views by id, first list pages by their validated query in one
 canonical JSON form. The warmer reads the top of both. Counts lost in a crash
-are a few seconds of reads, which popularity can afford.
+are a few seconds of reads, which popularity can afford; a clean exit flushes
+them (``close``).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
-import time
 from collections import Counter
 from decimal import Decimal
 
@@ -30,6 +31,8 @@ class ViewTracker:
         self._counts: Counter[int] = Counter()
         self._pages: Counter[bytes] = Counter()
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # a flush returns only after any flush in flight has landed
+        self._stopped = threading.Event()
         self._flusher: threading.Thread | None = None
 
     def record(self, product_id: int) -> None:
@@ -47,12 +50,24 @@ class ViewTracker:
             self._start_flusher()
 
     def _start_flusher(self) -> None:
-        if self._flusher is None:
+        if self._flusher is None and not self._stopped.is_set():
             self._flusher = threading.Thread(target=self._flush_forever, name="shelf-popularity", daemon=True)
             self._flusher.start()
+            atexit.register(self.close)
+
+    def close(self) -> int:
+        """Stop the flusher and send what it holds; counts recorded afterwards stay buffered."""
+        self._stopped.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        return self.flush()
 
     def flush(self) -> int:
         """Send the buffered counts to Redis; returns how many products and pages were counted."""
+        with self._sending:
+            return self._send()
+
+    def _send(self) -> int:
         with self._lock:
             counts, self._counts = self._counts, Counter()
             pages, self._pages = self._pages, Counter()
@@ -71,8 +86,7 @@ class ViewTracker:
         return len(counts) + len(pages)
 
     def _flush_forever(self) -> None:
-        while True:
-            time.sleep(self.flush_seconds)
+        while not self._stopped.wait(self.flush_seconds):
             self.flush()
 
 

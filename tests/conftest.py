@@ -131,10 +131,10 @@ def app(settings, redis_client):
 
 
 def close(app) -> None:
-    """Flush what the app's popularity flusher holds (it would land in a later test's Redis db a few
-    seconds on) and close its database pool."""
+    """Stop the app's popularity flusher, sending what it holds (it would land in a later test's Redis
+    db a few seconds on), and close its database pool."""
     with contextlib.suppress(Exception):  # a test that left its Redis down
-        app.extensions["shelf.views"].flush()
+        app.extensions["shelf.views"].close()
     app.extensions["shelf.engine"].dispose()
 
 

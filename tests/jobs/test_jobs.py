@@ -366,19 +366,28 @@ def test_list_pages_are_warmed_in_batches_each_stored_within_its_leases(queue_ap
     for category in categories:
         make_products(engine, category, 2)
     region = queue_app.extensions["shelf.bulk_region"]
-    monkeypatch.setattr(region, "config", replace(region.config, lease_ttl_ms=300))
+    # Six pages of 0.4 s take 2.4 s, longer than a 2 s lease; a batch of two takes 0.8 s, which
+    # leaves a loaded machine 1.2 s of slack per batch.
+    monkeypatch.setattr(region, "config", replace(region.config, lease_ttl_ms=2000))
     monkeypatch.setattr(warming, "PAGE_BATCH", 2)
-    real_list = warming.product_service.list_products
+    real_list, real_reserve = warming.product_service.list_products, region.reserve
+    reserved = []
 
     def slow_list(*args, **kwargs):
-        time.sleep(0.1)  # six pages take 0.6 s: twice a lease, three times a batch of two
+        time.sleep(0.4)
         return real_list(*args, **kwargs)
 
+    def counted_reserve(keys):
+        reserved.append(len(keys))
+        return real_reserve(keys)
+
     monkeypatch.setattr(warming.product_service, "list_products", slow_list)
+    monkeypatch.setattr(region, "reserve", counted_reserve)
     queries = [query for category in categories for query in warming._first_page_queries(category.slug)[:2]]
     runtime = queue_app.extensions["shelf.runtime"]
     with context.session() as db:
         assert warming.warm_page_queries(db, region, runtime, queries) == len(queries)
+    assert reserved == [2, 2, 2]
 
 
 def test_warming_the_whole_catalog_fills_every_lists_first_pages(client, engine, auth, queue_redis):
