@@ -97,6 +97,13 @@ def post_fork(server, worker):
     install()
 
 
+def worker_exit(server, worker):
+    """A stopping worker sends the view counts it still holds (they rank the next warm on start)."""
+    views = getattr(worker.wsgi, "extensions", {}).get("shelf.views")
+    if views is not None:
+        views.close()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -5,13 +5,12 @@ daemon thread flushes the counts every few seconds with one pipelined
 ``ZINCRBY`` batch into sorted sets on the queue's Redis, shared by every
 process: product views by id, first list pages by their validated query in one
 canonical JSON form. The warmer reads the top of both. Counts lost in a crash
-are a few seconds of reads, which popularity can afford; a clean exit flushes
-them (``close``).
+are a few seconds of reads, which popularity can afford; a worker that stops
+cleanly sends what it holds (``close``, from gunicorn's ``worker_exit``).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from collections import Counter
@@ -53,7 +52,6 @@ class ViewTracker:
         if self._flusher is None and not self._stopped.is_set():
             self._flusher = threading.Thread(target=self._flush_forever, name="shelf-popularity", daemon=True)
             self._flusher.start()
-            atexit.register(self.close)
 
     def close(self) -> int:
         """Stop the flusher and send what it holds; counts recorded afterwards stay buffered."""

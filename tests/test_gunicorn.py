@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from catalog.popularity import POPULARITY_KEY
 from tests.conftest import TEST_TOKEN
 from tests.factories import make_category, make_product
 
@@ -273,6 +274,16 @@ def test_sigterm_lets_the_request_in_flight_finish_and_leaves_nothing_running(wr
         response.read()
     assert process.wait(timeout=30) == 0
     assert not [pid for pid in workers if psutil.pid_exists(pid)]
+
+
+def test_a_stopping_worker_sends_the_view_counts_it_holds(server, engine, redis_client):
+    """Counts are flushed every 5 s; a worker stopped sooner sends them on its way out."""
+    base, process = server
+    product = make_product(engine, make_category(engine))
+    assert fresh_get(f"{base}/v1/products/{product.id}")[0] == 200
+    process.terminate()
+    assert process.wait(timeout=30) == 0
+    assert redis_client.zscore(POPULARITY_KEY, product.id) == 1
 
 
 def test_a_crashed_worker_is_replaced(server):
