@@ -7,6 +7,9 @@ back to ``127.0.0.1:5432/shelf`` and ``127.0.0.1:6379/0``: maybe someone else's 
 (``SHELF_DATA_DIR``, default ``.data/``), under its pid; :func:`discover` reads them back for the
 live ``make run`` (pid alive, ports answering), and :func:`targets` says where each URL came from, so
 the CLI can refuse to fall back to a default it was never told about (:func:`refusal`).
+
+Standard library only: ``scripts/dev_services.py``, which writes the file this module reads, loads
+it by path (importing the ``api`` package would start Flask).
 """
 
 from __future__ import annotations
@@ -96,13 +99,20 @@ def redacted(url: str) -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie waiting to be reaped."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust kill(0)
+    return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def answers(url: str) -> bool:

@@ -62,6 +62,19 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_local_servers():
+    """``api/local_servers.py``, loaded by path: it reads back what this script records, and the
+    ``api`` package's own import would start Flask."""
+    spec = importlib.util.spec_from_file_location("shelf_local_servers", ROOT / "api" / "local_servers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+local_servers = _load_local_servers()
 HOST = "127.0.0.1"
 PG_USER = "postgres"  # the superuser initdb creates; it may CREATE DATABASE
 SYSTEM_USER = "pgserver"  # the OS user PostgreSQL runs as when we are root
@@ -77,27 +90,13 @@ def log(message: str) -> None:
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("SHELF_DATA_DIR") or ROOT / ".data").resolve()
+    return local_servers.data_dir(os.environ)
 
 
 # -- processes and ports -------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` runs and is not a zombie waiting to be reaped."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust kill(0)
-    return stat_line.rsplit(")", 1)[-1].split()[0] != "Z"
+pid_alive = local_servers.pid_alive
 
 
 def port_open(port: int, host: str = HOST) -> bool:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
+import psutil
 import pytest
 
-from api import create_app
+from api import create_app, local_servers
 from tests.factories import make_category, make_product
 
 
@@ -98,3 +100,19 @@ def test_urls_from_the_environment_are_used_as_given(
     _app, result = second_shell("cache", "purge", "--yes")
     assert result.exit_code == 0 and f"{redis_url} (from the environment)" in result.output
     assert not cached()
+
+
+def test_a_make_run_that_exited_but_was_not_reaped_is_not_live():
+    """A zombie still answers kill(0); its services.json entry must not count as a running make run."""
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 5
+        while psutil.Process(child).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not local_servers.pid_alive(child)
+        assert local_servers.pid_alive(os.getpid())
+        assert not local_servers.pid_alive(0)
+    finally:
+        os.waitpid(child, 0)
