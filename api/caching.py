@@ -29,13 +29,13 @@ from catalog.caching import not_found, payload
 from catalog.config import Settings
 from catalog.representations import Rendered
 from catalog.runtime import Runtime
-from catalog.schemas import CACHE_RESOURCES
 from catalog.services.errors import NotFound
 
 from . import flask_cache, metrics
 from .db import fill_reads
 from .errors import render as render_problem
 from .http import send
+from .schemas import CACHE_RESOURCES
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 """Creator failures that may be answered with a stale entry (stale-if-error)."""

@@ -29,13 +29,6 @@ from marshmallow import ValidationError
 from sqlalchemy import create_engine
 
 from catalog.config import Settings
-from catalog.schemas import (
-    CACHE_RESOURCES,
-    RECOMPUTE_SCOPES,
-    WARM_SCOPES,
-    RecomputeRequestSchema,
-    WarmRequestSchema,
-)
 from catalog.seed import PHASES, CatalogNotEmpty, Progress, seed_catalog
 from catalog.services.errors import DomainError
 from jobs import warming as warm_jobs
@@ -43,6 +36,13 @@ from jobs.status import job_status
 
 from . import background, local_servers
 from .db import session
+from .schemas import (
+    CACHE_RESOURCES,
+    RECOMPUTE_SCOPES,
+    WARM_SCOPES,
+    RecomputeRequestSchema,
+    WarmRequestSchema,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,12 +18,13 @@ import marshmallow as ma
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
-from catalog.schemas import OPENAPI_SCHEMA, ProblemSchema
+from catalog.schemas import OPENAPI_SCHEMA
 
 from . import flask_cache
 from .docs_page import ASSETS_URL
 from .errors import PROBLEM_MIMETYPE
 from .guards.request_guards import MAX_TARGET_BYTES
+from .schemas import ProblemSchema
 
 
 class StrictParser(FlaskParser):

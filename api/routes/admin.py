@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from catalog import schemas
 from jobs.status import job_status
 
-from .. import background, caching, db
+from .. import background, caching, db, schemas
 from ..guards.auth import require_token
 from ..openapi import WRITE, Blueprint
 

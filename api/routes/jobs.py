@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from catalog import schemas
 from jobs.status import job_status
 
-from .. import background
+from .. import background, schemas
 from ..openapi import Blueprint
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Background jobs.")
