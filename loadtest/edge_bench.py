@@ -8,8 +8,9 @@ and nothing else (no tags stored, no purge), the baseline the edge's cost is jud
 Per arm and workload, ``wrk`` (``--threads``, ``--connections``, ``--duration``) drives
 ``detail`` (``GET /v1/products/<id>`` over ``--hot`` ids, all fetched once before) and
 ``mixed`` (70% product detail, 20% list pages, 10% category reads). Meanwhile a checker writes
-to a few of the hot products directly at Shelf about 5 times a second and reads them through
-the arm's front door, counting reads that began after a write's 2xx and show an older version:
+to a few of the hot products directly at Shelf on a fixed schedule (``--write-rate`` a second,
+whatever a write's latency: the arms compared take the same writes) and reads them through the
+arm's front door, counting reads that began after a write's 2xx and show an older version:
 apart, those after a write that answered ``X-Edge-Purge: pending`` (which the README allows).
 Hit ratios: Varnish's counters (``varnishstat``) and Shelf's own (``/v1/admin/cache/stats``).
 
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--hot", type=int, default=1000, help="product ids the readers spread over")
+    p.add_argument("--write-rate", type=float, default=2.0, help="the checker's writes a second")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="an extra setting for every Shelf"
     )
@@ -157,7 +160,7 @@ def measure(workload: str, opts, origin: str, front: str, cache, paths: dict, ou
         for path in group:  # every URL once: the cached case the edge arms compare
             HTTP.request("GET", front + path)
     shelf_before, edge_before = shelf_stats(origin), cache.stats() if cache else {}
-    checker = StaleChecker(origin, front, paths["detail"][:5])
+    checker = StaleChecker(origin, front, paths["detail"][:5], opts.write_rate)
     checker.start()
     rps, errors = wrk(opts, front, groups, out.with_suffix(f".{workload}.lua"))
     checked = checker.stop()
@@ -191,16 +194,24 @@ def wrk(opts, front: str, groups: list, script: Path) -> tuple[float, int]:
 
 
 class StaleChecker:
-    """Writes to ``paths``' products at ``origin`` and reads them through ``front``."""
+    """Writes to ``paths``' products at ``origin``, ``rate`` a second, and reads them through ``front``.
 
-    def __init__(self, origin: str, front: str, paths: list[str]):
-        self.origin, self.front, self.paths = origin, front, paths
+    Writes start on a schedule, not one after another: a serial writer's rate follows the write's
+    latency, and an arm whose writes wait for purges would take fewer of them. One write per path
+    at a time, so a path's acknowledged versions arrive in order; a tick whose paths are all busy
+    is counted as ``writes_skipped``."""
+
+    def __init__(self, origin: str, front: str, paths: list[str], rate: float):
+        self.origin, self.front, self.paths, self.interval = origin, front, paths, 1 / rate
         self.acked = {path: (0, False) for path in paths}  # version, and whether its purge is pending
-        self.stale = self.stale_pending = self.checked = self.writes = self.pending = 0
+        self.stale = self.stale_pending = self.checked = self.writes = self.pending = self.skipped = 0
         self.write_seconds: list[float] = []
         self.samples: list[dict] = []  # the first stale reads' headers: where the old body came from
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=len(paths), thread_name_prefix="edge-bench-write")
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._write), threading.Thread(target=self._read)]
+        self._threads = [threading.Thread(target=self._schedule), threading.Thread(target=self._read)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -210,33 +221,51 @@ class StaleChecker:
         self._stop.set()
         for thread in self._threads:
             thread.join()
+        self._pool.shutdown(wait=True)
         ordered = sorted(self.write_seconds) or [0.0]
         return {
             "stale_reads": self.stale,
             "stale_after_pending": self.stale_pending,
             "checked_reads": self.checked,
             "writes": self.writes,
+            "writes_skipped": self.skipped,
             "purges_pending": self.pending,
             "write_ms_median": round(1000 * ordered[len(ordered) // 2], 1),
             "write_ms_max": round(1000 * ordered[-1], 1),
             "stale_samples": self.samples,
         }
 
-    def _write(self) -> None:
-        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    def _schedule(self) -> None:
         version = int(time.time() * 1000)  # above whatever an earlier run left in the descriptions
-        while not self._stop.wait(0.2):
+        next_tick = time.monotonic()
+        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
+            next_tick += self.interval
+            with self._lock:
+                idle = [path for path in self.paths if path not in self._busy]
+                if not idle:
+                    self.skipped += 1
+                    continue
+                path = random.choice(idle)  # noqa: S311
+                self._busy.add(path)
             version += 1
-            path = random.choice(self.paths)  # noqa: S311
-            body = orjson.dumps({"description": f"edge-bench-{version}"})
-            started = time.monotonic()
+            self._pool.submit(self._write, path, version)
+
+    def _write(self, path: str, version: int) -> None:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        body = orjson.dumps({"description": f"edge-bench-{version}"})
+        started = time.monotonic()
+        try:
             response = HTTP.request("PATCH", self.origin + path, body=body, headers=headers)
-            if response.status == 200:
-                self.write_seconds.append(time.monotonic() - started)
-                pending = response.headers.get("X-Edge-Purge") == "pending"
-                self.acked[path] = (version, pending)
-                self.writes += 1
-                self.pending += pending
+            with self._lock:  # acknowledged before the path is free: its versions stay in order
+                if response.status == 200:
+                    pending = response.headers.get("X-Edge-Purge") == "pending"
+                    self.write_seconds.append(time.monotonic() - started)
+                    self.acked[path] = (version, pending)
+                    self.writes += 1
+                    self.pending += pending
+        finally:
+            with self._lock:
+                self._busy.discard(path)
 
     def _read(self) -> None:
         while not self._stop.is_set():
