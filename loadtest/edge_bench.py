@@ -8,7 +8,7 @@ and nothing else (no tags stored, no purge), the baseline the edge's cost is jud
 Per arm and workload, ``wrk`` (``--threads``, ``--connections``, ``--duration``) drives
 ``detail`` (``GET /v1/products/<id>`` over ``--hot`` ids, all fetched once before) and
 ``mixed`` (70% product detail, 20% list pages, 10% category reads). Meanwhile a checker writes
-to a few of the hot products directly at Shelf on a fixed schedule (``--write-rate`` a second,
+to ten of the hot products directly at Shelf on a fixed schedule (``--write-rate`` a second,
 whatever a write's latency: the arms compared take the same writes) and reads them through the
 arm's front door, counting reads that began after a write's 2xx and show an older version:
 apart, those after a write that answered ``X-Edge-Purge: pending`` (which the README allows).
@@ -47,6 +47,9 @@ TOKEN = "edge-bench-token"  # noqa: S105 - a throwaway server's write token
 ARMS = ("alone", "edge", "plain-varnish", "edge-cache-off", "alone-cache-off")
 """In this order: the arms whose ratios the targets name run next to each other."""
 WORKLOADS = ("detail", "mixed")
+WRITTEN = 10
+"""Hot products the checker writes to, one write in flight each: room for 2 writes a second that
+take up to 5 s (a starved Shelf behind a busy Varnish)."""
 WRK_SCRIPT = """
 local paths = {%s}
 local weights = {%s}
@@ -160,7 +163,7 @@ def measure(workload: str, opts, origin: str, front: str, cache, paths: dict, ou
         for path in group:  # every URL once: the cached case the edge arms compare
             HTTP.request("GET", front + path)
     shelf_before, edge_before = shelf_stats(origin), cache.stats() if cache else {}
-    checker = StaleChecker(origin, front, paths["detail"][:5], opts.write_rate)
+    checker = StaleChecker(origin, front, paths["detail"][:WRITTEN], opts.write_rate)
     checker.start()
     rps, errors = wrk(opts, front, groups, out.with_suffix(f".{workload}.lua"))
     checked = checker.stop()
