@@ -8,11 +8,14 @@ packages installed in this environment (every pinned requirement is installed he
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -110,3 +113,39 @@ def test_the_build_context_holds_the_sources_and_no_local_state():
         assert needed in context
     local_state = re.compile(r"^(\.venv|\.data|\.git|loadtest/results)(/|$)|(^|/)(\.env|__pycache__)(/|$)")
     assert [path for path in context if local_state.search(path)] == []
+
+
+def third_party_imports(paths: list[Path]) -> set[str]:
+    """Top-level module names imported by the Python files under ``paths``, outside Shelf's own."""
+    names = set()
+    for path in paths:
+        for file in [path] if path.is_file() else path.rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    own = {path.name for path in ROOT.iterdir() if (path / "__init__.py").exists()}
+    return names - own - set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize(
+    ("requirements", "sources"),
+    [
+        ("requirements.txt", ("api", "catalog", "cache", "jobs", "migrations", "gunicorn.conf.py")),
+        ("requirements-local.txt", ("scripts",)),
+        ("requirements-dev.txt", ("tests",)),
+        ("requirements-bench.txt", ("loadtest",)),
+    ],
+)
+def test_every_module_imported_is_in_its_requirements(requirements, sources):
+    """A package that only the dev or bench requirements pull in would pass the tests and break
+    ``make run`` on a fresh clone and the image (as urllib3 once did)."""
+    installed = closure(pinned(ROOT / requirements))
+    providers = metadata.packages_distributions()
+    missing = {
+        module
+        for module in third_party_imports([ROOT / source for source in sources])
+        if not {canonicalize_name(dist) for dist in providers.get(module, [])} & installed
+    }
+    assert missing == set()
