@@ -237,6 +237,10 @@ def in_one_minute(run):
     pytest.fail("three tries each crossed a minute boundary")
 
 
+def cpu_seconds(pids: set[int]) -> dict[int, float]:
+    return {pid: sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids}
+
+
 def test_the_read_budget_holds_across_workers(settings, redis_client):
     """Each worker leases tokens of the one budget in Redis: all workers together never serve more
     than the budget, and refuse early by at most (workers - 1) x (lease - 1)."""
@@ -255,6 +259,30 @@ def test_the_read_budget_holds_across_workers(settings, redis_client):
     served = statuses.count(200)
     assert statuses.count(429) == len(statuses) - served
     assert budget - (2 - 1) * (lease - 1) <= served <= budget
+
+
+def test_what_remains_never_rises_across_workers_and_stays_near_the_truth(settings, redis_client):
+    """One client whose requests the kernel spreads over both workers: ``r`` in ``RateLimit`` only
+    falls within the window, and is never above what the client has left of the budget, nor below
+    it by more than the tokens the two workers may hold unspent (lease - 1 each)."""
+    budget, lease, requests = 1200, 12, 300
+    port = free_port()
+    process = start(settings, port, SHELF_RATE_LIMIT_READS=f"{budget}/minute")
+    try:
+        base = wait_until_serving(process, port)
+        workers = worker_pids(process)
+        before = cpu_seconds(workers)
+        headers = in_one_minute(lambda: [fresh_get(f"{base}/v1/categories")[2] for _ in range(requests)])
+        used = {pid: seconds - before[pid] for pid, seconds in cpu_seconds(workers).items()}
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert min(used.values()) > 0.1 * sum(used.values()), f"one worker served nearly all: {used}"
+    rate_limit = re.compile(r'^"reads";r=(\d+);t=\d+$')
+    remaining = [int(rate_limit.match(h["RateLimit"]).group(1)) for h in headers]
+    assert remaining == sorted(remaining, reverse=True), remaining
+    below = [(budget - served) - r for served, r in enumerate(remaining, start=1)]
+    assert all(0 <= gap <= 2 * (lease - 1) for gap in below), below
 
 
 def test_sigterm_lets_the_request_in_flight_finish_and_leaves_nothing_running(writable):
