@@ -135,6 +135,8 @@ def close(app) -> None:
     db a few seconds on), and close its database pool."""
     with contextlib.suppress(Exception):  # a test that left its Redis down
         app.extensions["shelf.views"].close()
+    if limiter := app.extensions.get(EXTENSION_KEY):
+        limiter.close()
     app.extensions["shelf.engine"].dispose()
 
 

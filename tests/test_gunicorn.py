@@ -186,13 +186,13 @@ def worker_pids(process: subprocess.Popen) -> set[int]:
 
 
 def fresh_get(url: str, **headers: str):
-    """A GET on a new connection (the kernel picks the worker), its status and JSON body."""
+    """A GET on a new connection (the kernel picks the worker): its status, JSON body and headers."""
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - local test server
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, None
+        return error.code, None, error.headers
 
 
 @pytest.fixture
@@ -224,6 +224,23 @@ def test_every_workers_near_cache_drops_an_entry_another_worker_wrote(writable, 
     assert {fresh_get(url)[1]["stock"] for _ in range(20)} == {1}
 
 
+def in_one_minute(run):
+    """``run()``'s result, from a call that started and ended in one fixed minute window (3 tries)."""
+    for _attempt in range(3):  # a busy machine may need more than one
+        while time.time() % 60 > 30:
+            time.sleep(0.5)
+        window = time.time() // 60
+        result = run()
+        if time.time() // 60 == window:
+            return result
+        time.sleep(60 - time.time() % 60)  # the crossing spent part of this window: a fresh one
+    pytest.fail("three tries each crossed a minute boundary")
+
+
+def cpu_seconds(pids: set[int]) -> dict[int, float]:
+    return {pid: sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids}
+
+
 def test_the_read_budget_holds_across_workers(settings, redis_client):
     """Each worker leases tokens of the one budget in Redis: all workers together never serve more
     than the budget, and refuse early by at most (workers - 1) x (lease - 1)."""
@@ -232,16 +249,7 @@ def test_the_read_budget_holds_across_workers(settings, redis_client):
     process = start(settings, port, SHELF_RATE_LIMIT_READS=f"{budget}/minute")
     try:
         base = wait_until_serving(process, port)
-        for _attempt in range(3):  # all requests in one fixed minute window: a busy machine may need more
-            while time.time() % 60 > 30:
-                time.sleep(0.5)
-            window = time.time() // 60
-            statuses = [fresh_get(f"{base}/v1/categories")[0] for _ in range(budget + 20)]
-            if time.time() // 60 == window:
-                break
-            time.sleep(60 - time.time() % 60)  # the crossing spent part of this window: a fresh one
-        else:
-            pytest.fail("three tries each crossed a minute boundary")
+        statuses = in_one_minute(lambda: [fresh_get(f"{base}/v1/categories")[0] for _ in range(budget + 20)])
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()  # noqa: S310
     finally:
         process.terminate()
@@ -251,6 +259,30 @@ def test_the_read_budget_holds_across_workers(settings, redis_client):
     served = statuses.count(200)
     assert statuses.count(429) == len(statuses) - served
     assert budget - (2 - 1) * (lease - 1) <= served <= budget
+
+
+def test_what_remains_never_rises_across_workers_and_stays_near_the_truth(settings, redis_client):
+    """One client whose requests the kernel spreads over both workers: ``r`` in ``RateLimit`` only
+    falls within the window, and is never above what the client has left of the budget, nor below
+    it by more than the tokens the two workers may hold unspent (lease - 1 each)."""
+    budget, lease, requests = 1200, 12, 300
+    port = free_port()
+    process = start(settings, port, SHELF_RATE_LIMIT_READS=f"{budget}/minute")
+    try:
+        base = wait_until_serving(process, port)
+        workers = worker_pids(process)
+        before = cpu_seconds(workers)
+        headers = in_one_minute(lambda: [fresh_get(f"{base}/v1/categories")[2] for _ in range(requests)])
+        used = {pid: seconds - before[pid] for pid, seconds in cpu_seconds(workers).items()}
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert min(used.values()) > 0.1 * sum(used.values()), f"one worker served nearly all: {used}"
+    rate_limit = re.compile(r'^"reads";r=(\d+);t=\d+$')
+    remaining = [int(rate_limit.match(h["RateLimit"]).group(1)) for h in headers]
+    assert remaining == sorted(remaining, reverse=True), remaining
+    below = [(budget - served) - r for served, r in enumerate(remaining, start=1)]
+    assert all(0 <= gap <= 2 * (lease - 1) for gap in below), below
 
 
 def test_sigterm_lets_the_request_in_flight_finish_and_leaves_nothing_running(writable):

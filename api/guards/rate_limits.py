@@ -28,25 +28,42 @@ A lease is good for the window indexes it was taken in; once one rolls over,
 its tokens are void and Redis is asked again. That same script call hands
 them back to the windows that did not roll over (the hour of
 ``"1000/second;100000/hour"``), which would otherwise lose up to a lease
-each second.
+each second; only as far as the new grant takes the count up again, though,
+since a count that fell would make what remains rise (the rest stay counted:
+that happens only when the new short window is spent already).
 
 The trade: Redis grants only what every window can spare, so across any
 number of processes a budget is never exceeded in a window. But tokens leased
-by other processes are invisible to this one, so a client can be refused
+held by other processes cannot be spent here, so a client can be refused
 early, by at most (processes - 1) x (lease - 1) requests a window: typically
 a request that reached a process holding none while another still holds some
 (those are spent if the client's next requests reach it). While one thread
 of a process refills a client, the others that find no token ask for just
 their own (a burst of 100 concurrent requests leases 12 + 99, not 100 x 12),
-and leftovers of simultaneous refills are pooled, never dropped. ``r`` in
-the ``RateLimit`` header is this process's view: exact with one process,
-approximate with several; ``t`` is exact.
+and the refilling thread looks for a lease once more before asking, so a
+process holds at most one lease of a client: lease - 1 tokens unspent.
+
+``r`` in the ``RateLimit`` header never rises within a window and never
+exceeds what the client has left (the budget less the requests served).
+While one process holds the client's tokens in the current windows, ``r`` is
+exact: Redis's count less that process's unspent tokens. Once the client's
+requests reach k processes in those windows (the lease script keeps the set
+of them), each of them hears of the others' leases (``api.guards.lease_news``:
+one message per lease to each other process in the set, none for a client
+served by one) and counts every leased token as spent: ``r`` is then the
+budget less Redis's count, below the truth by the tokens leased and not yet
+spent, at most k x (lease - 1) (22 of 1200 a minute with two processes). A
+lease that sent news costs a second round trip (a PING) so that the news is
+in the other processes' sockets before this response leaves; spending from
+memory costs one ``poll`` of that socket. ``t`` is exact.
 
 When Redis fails, limiting fails open: the request is served unlimited, with
 a ``shelf.limits`` log line and ``shelf_rate_limit_storage_errors_total``; a
 circuit breaker keeps an outage from costing a Redis timeout per request.
 Tokens a process already holds are still spent (and their headers sent)
-while Redis is down.
+while Redis is down, counted as spent in ``r`` (another process could lease
+unheard meanwhile); until its news channel is back, a process leases one
+token at a time.
 """
 
 from __future__ import annotations
@@ -71,6 +88,7 @@ from catalog.config import ConfigError, Settings
 
 from ..errors import render
 from .auth import client_for
+from .lease_news import LeaseNews, News, news_tag
 
 log = logging.getLogger("shelf.limits")
 
@@ -147,15 +165,16 @@ def hits_for(
     windows: list[Window],
     indexes: tuple[int, ...],
     counts: tuple[int, ...],
-    left: int,
+    held: int,
     now: float,
     refused: bool = False,
 ) -> list[Hit]:
-    """The headers' view: Redis's counts less the tokens this process still holds unspent."""
+    """The headers' view: what Redis's counts leave, and the ``held`` tokens this process leased
+    but has not spent (0 when other processes hold some too: see the module docstring)."""
     return [
         Hit(
             window,
-            remaining=max(0, window.amount - count + left),
+            remaining=max(0, window.amount - count + held),
             reset=max(1, math.ceil((index + 1) * window.seconds - now)),
             breached=refused and count >= window.amount,
         )
@@ -163,37 +182,57 @@ def hits_for(
     ]
 
 
-# KEYS: one counter per window.  ARGV: the tokens wanted, then each window's amount, each window's
-# expiry, and the tokens handed back to each window (see ``Leases.hand_back``). Hands those back,
+# KEYS: one counter per window, then the set of processes that leased in these windows (their
+# news channels). ARGV: the tokens wanted, then each window's amount, each window's expiry, the
+# tokens handed back to each window (see ``Leases.hand_back``), this process's channel ("" for
+# none), the set's expiry and the news tag (``lease_news.news_tag``). Hands those tokens back,
 # then grants the most every window can spare, up to the tokens wanted, and counts them; a window
-# with nothing to spare makes it grant 0. Returns the grant, then each window's count.
+# with nothing to spare makes it grant 0. A count never falls: tokens handed back beyond the new
+# grant stay counted, so what remains never rises within a window. When a count changed, the new
+# counts go to every other process in the set. Returns the grant, how many other processes are in
+# the set, how many were sent the counts, then each count.
 LEASE_SCRIPT = """
-local n, grant, before, counts = #KEYS, tonumber(ARGV[1]), {}, {}
-for i, key in ipairs(KEYS) do
-    before[i] = redis.call('GET', key)
+local n, grant, before, counts, changed = #KEYS - 1, tonumber(ARGV[1]), {}, {}, false
+for i = 1, n do
+    before[i] = redis.call('GET', KEYS[i])
     counts[i] = math.max(0, (tonumber(before[i]) or 0) - tonumber(ARGV[1 + 2 * n + i]))
     grant = math.min(grant, tonumber(ARGV[1 + i]) - counts[i])
 end
 grant = math.max(grant, 0)
-for i, key in ipairs(KEYS) do
-    local change = counts[i] + grant - (tonumber(before[i]) or 0)
-    counts[i] = counts[i] + grant
+for i = 1, n do
+    local change = math.max(counts[i] + grant - (tonumber(before[i]) or 0), 0)
+    counts[i] = (tonumber(before[i]) or 0) + change
     if change ~= 0 then
-        redis.call('INCRBY', key, change)
-        if not before[i] then redis.call('EXPIRE', key, ARGV[1 + n + i]) end
+        changed = true
+        redis.call('INCRBY', KEYS[i], change)
+        if not before[i] then redis.call('EXPIRE', KEYS[i], ARGV[1 + n + i]) end
     end
 end
-return {grant, unpack(counts)}
+local holders, me = KEYS[n + 1], ARGV[2 + 3 * n]
+if me ~= '' and redis.call('SADD', holders, me) == 1 then redis.call('EXPIRE', holders, ARGV[3 + 3 * n]) end
+local others, sent = 0, 0
+for _, other in ipairs(redis.call('SMEMBERS', holders)) do
+    if other ~= me then
+        others = others + 1
+        if changed then
+            redis.call('PUBLISH', other, table.concat(counts, ',') .. ' ' .. ARGV[4 + 3 * n])
+            sent = sent + 1
+        end
+    end
+end
+return {grant, others, sent, unpack(counts)}
 """
 
 
 @dataclass(frozen=True)
 class Grant:
-    """Redis's answer: ``granted`` tokens (0: over budget) and each window's count after granting."""
+    """Redis's answer: ``granted`` tokens (0: over budget) and each window's count after granting;
+    ``shared`` when another process leased this budget's tokens in these windows too."""
 
     indexes: tuple[int, ...]
     granted: int
     counts: tuple[int, ...]
+    shared: bool = False
 
 
 class RedisCounter:
@@ -207,31 +246,66 @@ class RedisCounter:
         self._lease = client.register_script(LEASE_SCRIPT)
 
     def hit(
-        self, who: str, windows: list[Window], now: float, want: int = 1, handed_back: tuple[int, ...] = ()
+        self,
+        key: tuple[str, str],
+        windows: list[Window],
+        now: float,
+        want: int = 1,
+        handed_back: tuple[int, ...] = (),
+        channel: str = "",
     ) -> Grant:
-        """Take up to ``want`` tokens from every window of ``who``'s budget, after handing some back."""
-        indexes = window_indexes(windows, now)
+        """Take up to ``want`` tokens from every window of a client's budget (``key``: client, budget
+        name), after handing some back; ``channel`` is where this process hears of other leases."""
+        who, indexes = key[0], window_indexes(windows, now)
         keys = [f"{self.prefix}:{{{who}}}:{w.name}:{i}" for w, i in zip(windows, indexes, strict=True)]
+        keys.append(f"{self.prefix}:{{{who}}}:{key[1]}-holders:{'.'.join(map(str, indexes))}")
         amounts = [window.amount for window in windows]
         expiries = [window.seconds + 1 for window in windows]
         handed_back = handed_back or (0,) * len(windows)
-        granted, *counts = self._lease(keys=keys, args=[want, *amounts, *expiries, *handed_back])
-        return Grant(indexes, granted, tuple(counts))
+        args = [want, *amounts, *expiries, *handed_back, channel, min(expiries), news_tag(key, indexes)]
+        granted, others, sent, *counts = self._lease(keys=keys, args=args)
+        if sent:
+            # Redis writes the news out before it reads a later command: once this answers, the news
+            # is in the other processes' sockets, ahead of any request the client sends them next.
+            self.client.ping()
+        return Grant(indexes, granted, tuple(counts), shared=others > 0)
 
 
 @dataclass
 class Lease:
     indexes: tuple[int, ...]  # the windows it was taken in: good for those only
-    counts: tuple[int, ...]  # Redis's counts when it was taken, for the headers
+    counts: tuple[int, ...]  # Redis's counts as last heard (the lease's answer, then news), for the headers
     left: int  # tokens not yet spent, always at least 1 while in the table
     ends: float  # when its first window rolls over
+    shared: bool = False  # another process leased this budget's tokens in these windows too
+
+    def held(self) -> int:
+        """The unspent tokens the headers count as remaining: only while no other process holds some,
+        whose unspent tokens this process cannot see (counting its own then would let ``r`` rise)."""
+        return 0 if self.shared else self.left
+
+    def heard(self, news: News) -> None:
+        """Another process leased: Redis's counts are higher now."""
+        if news.indexes == self.indexes:
+            self.counts = tuple(map(max, self.counts, news.counts))
+            self.shared = True
+
+    def pool(self, other: Lease) -> None:
+        """Take in another thread's lease of the same windows (leased at the same time)."""
+        self.left += other.left
+        self.counts = tuple(map(max, self.counts, other.counts))
+        self.shared = self.shared or other.shared
 
 
 class Leases:
-    """The tokens this process holds, per (client key, budget scope); shared by the worker's threads."""
+    """The tokens this process holds, per (client key, budget scope); shared by the worker's threads.
 
-    def __init__(self, limit: int = MAX_LEASES):
-        self.limit = limit
+    With ``news``, a lease's counts follow other processes' leases; without it (or while its channel
+    is down) only single tokens are leased, whose counts are Redis's at the time.
+    """
+
+    def __init__(self, limit: int = MAX_LEASES, news: LeaseNews | None = None):
+        self.limit, self.news = limit, news
         self._table: dict[tuple[str, str], Lease] = {}
         self._refilling: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -239,18 +313,28 @@ class Leases:
     def __len__(self) -> int:
         return len(self._table)
 
+    def channel(self) -> str:
+        """Where this process hears other leases: "" while it cannot (lease one token at a time then)."""
+        if self.news is None:
+            return ""
+        with self._lock:
+            return self.news.channel()
+
     def spend(self, key: tuple[str, str], windows: list[Window], now: float) -> list[Hit] | None:
         """One token from a lease good for now, and the hits to report; None when there is none."""
         indexes = window_indexes(windows, now)
+        pending = self.news is not None and self.news.pending()  # polled outside the lock: see near.py
         with self._lock:
+            if pending:
+                self._catch_up()
             lease = self._table.get(key)
             if lease is None or lease.indexes != indexes:
                 return None
             lease.left -= 1
-            counts, left = lease.counts, lease.left
-            if not left:
+            counts, held = lease.counts, lease.held()
+            if not lease.left:
                 del self._table[key]
-        return hits_for(windows, indexes, counts, left, now)
+        return hits_for(windows, indexes, counts, held, now)
 
     def start_refill(self, key: tuple[str, str]) -> bool:
         """True if this thread leases for ``key``; False while another one is (ask for 1 token then)."""
@@ -268,7 +352,7 @@ class Leases:
         """Take out a lease some window's rollover voided; its tokens, per window still counting them.
 
         With several windows, a rollover of the short one would otherwise strand up to a lease in the
-        long ones each time. Taken out under the lock, so only one thread hands the tokens back.
+        long ones each time. Only the refilling thread calls it, so only one hands the tokens back.
         """
         with self._lock:
             lease = self._table.get(key)
@@ -282,16 +366,27 @@ class Leases:
         if not grant.granted:
             return hits_for(windows, grant.indexes, grant.counts, 0, now, refused=True)
         with self._lock:
-            left = grant.granted - 1
+            lease = Lease(grant.indexes, grant.counts, grant.granted - 1, 0.0, grant.shared)
             held = self._table.get(key)
-            if held is not None and held.indexes == grant.indexes:
-                left += held.left  # another thread refilled at the same time: pool, never drop
-            if left:
-                ends = min((i + 1) * w.seconds for w, i in zip(windows, grant.indexes, strict=True))
-                self._store(key, Lease(grant.indexes, grant.counts, left, ends), now)
-            else:
-                self._table.pop(key, None)
-        return hits_for(windows, grant.indexes, grant.counts, left, now)
+            if held is not None and held.indexes == grant.indexes:  # another thread's: pool, never drop
+                lease.pool(held)
+            if lease.left:
+                lease.ends = min((i + 1) * w.seconds for w, i in zip(windows, grant.indexes, strict=True))
+                self._store(key, lease, now)
+        return hits_for(windows, grant.indexes, lease.counts, lease.held(), now)
+
+    def _catch_up(self) -> None:
+        """Apply the news that arrived (call under the lock). When the channel failed, the leases held
+        are still spent (Redis may be down: see the module docstring), but as if shared: another
+        process may join unheard."""
+        news = self.news.read()
+        for item in news if news is not None else ():
+            lease = self._table.get(item.key)
+            if lease is not None:
+                lease.heard(item)
+        if news is None:
+            for lease in self._table.values():
+                lease.shared = True
 
     def _store(self, key: tuple[str, str], lease: Lease, now: float) -> None:
         if len(self._table) >= self.limit and key not in self._table:
@@ -317,10 +412,16 @@ class RateLimiter:
         writes: list[Window],
         errors: Counter,
         clock: Callable[[], float] = time.time,
+        news: LeaseNews | None = None,
     ):
         self.counter, self.reads, self.writes, self.errors, self.clock = counter, reads, writes, errors, clock
         self.breaker = Breaker(threshold=1, cooldown=BREAKER_COOLDOWN_SECONDS)
-        self.leases = Leases()
+        self.leases = Leases(news=news)
+
+    def close(self) -> None:
+        """Close the lease news channel (its Redis connection), if one is open."""
+        if self.leases.news is not None:
+            self.leases.news.close()
 
     def check(self) -> None:
         """before_request: spend one token of this request's budget; 429 when none is left."""
@@ -356,20 +457,33 @@ class RateLimiter:
     def refill(
         self, key: tuple[str, str], windows: list[Window], now: float, request_id: str | None
     ) -> list[Hit] | None:
-        """Lease tokens from Redis for this request and the next; None (unlimited) when Redis fails."""
+        """Lease tokens from Redis for this request and the next; None (unlimited) when Redis fails.
+
+        One thread at a time leases for a client; the others ask for their own token meanwhile. The
+        leading thread looks for a lease once more first (one may have been kept since this thread
+        found none), so a process holds at most one lease of a client's tokens: lease - 1 unspent."""
         if not self.breaker.allow():
             return None
-        handed_back = self.leases.hand_back(key, window_indexes(windows, now))
-        want = lease_size(windows)
-        leading = want > 1 and self.leases.start_refill(key)
+        leading = lease_size(windows) > 1 and self.leases.start_refill(key)
         try:
-            grant = self.counter.hit(key[0], windows, now, want if leading else 1, handed_back)
-        except redis.RedisError as exc:
-            self.storage_failed(exc, request_id)
-            return None
+            if leading and (hits := self.leases.spend(key, windows, now)) is not None:
+                return hits
+            return self.lease(key, windows, now, leading, request_id)
         finally:
             if leading:
                 self.leases.end_refill(key)
+
+    def lease(
+        self, key: tuple[str, str], windows: list[Window], now: float, leading: bool, request_id: str | None
+    ) -> list[Hit] | None:
+        try:
+            channel = self.leases.channel() if leading else ""  # the others keep no tokens
+            want = lease_size(windows) if leading and channel else 1
+            handed_back = self.leases.hand_back(key, window_indexes(windows, now)) if leading else ()
+            grant = self.counter.hit(key, windows, now, want, handed_back, channel)
+        except redis.RedisError as exc:
+            self.storage_failed(exc, request_id)
+            return None
         self.breaker.record_success()
         return self.leases.keep(key, windows, grant, now)
 
@@ -433,7 +547,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         "Requests served without rate limiting because the counter store failed",
         registry=metrics_registry(app),
     )
-    limiter = RateLimiter(RedisCounter(client, settings.limits_prefix), reads, writes, errors)
+    counter = RedisCounter(client, settings.limits_prefix)
+    limiter = RateLimiter(counter, reads, writes, errors, news=LeaseNews(client, settings.limits_prefix))
     app.extensions[EXTENSION_KEY] = limiter
     app.before_request(limiter.check)
     app.after_request(add_headers)

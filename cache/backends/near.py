@@ -208,7 +208,7 @@ class NearCache:
         fd = self._listener_fd
         if fd is None:
             return True
-        return _readable(fd) or self._ping_sent_at is not None or self._clock() >= self._next_ping
+        return readable(fd) or self._ping_sent_at is not None or self._clock() >= self._next_ping
 
     def _kept(self, key: CacheKey) -> Lookup | None:
         """The slot's lookup if it is held and young enough (call under the lock, after ``_sync``)."""
@@ -273,7 +273,7 @@ class NearCache:
             # One poll() of the socket tells whether anything arrived: the loop reads until the parser
             # holds nothing complete, and a partial reply's rest arrives on the socket too. can_read(0)
             # alone costs four times as much per call (timeouts set and reset, an exception when empty).
-            if _readable(self._listener_fd):
+            if readable(self._listener_fd):
                 while self._listener.can_read(timeout=0):
                     self._received(self._listener.read_response())
             self._keep_alive()
@@ -377,7 +377,7 @@ class NearCache:
 _pollers = threading.local()
 
 
-def _readable(fd: int) -> bool:
+def readable(fd: int) -> bool:
     """Whether ``fd`` has something to read, without blocking: one ``poll`` call. A poll object must
     not be used by two threads at once, so each thread keeps its own, registered on the last fd."""
     registered = getattr(_pollers, "registered", None)

@@ -13,7 +13,15 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from api.guards.rate_limits import EXTENSION_KEY, LEASE_SCRIPT, Grant, Leases, budget, lease_size
+from api.guards.rate_limits import (
+    EXTENSION_KEY,
+    LEASE_SCRIPT,
+    Grant,
+    Leases,
+    RedisCounter,
+    budget,
+    lease_size,
+)
 from cache.breaker import Breaker
 from catalog.config import ConfigError, Settings
 from tests.cache.support import FakeClock, commands_sent
@@ -268,7 +276,7 @@ def test_two_processes_sharing_a_budget_never_exceed_it(make_app, redis_client):
     assert statuses.count(200) <= 500
     lease = 5
     assert statuses.index(429) >= 500 - (2 - 1) * (lease - 1)
-    (key,) = redis_client.keys(f"{prefix}:*")
+    (key,) = redis_client.keys(f"{prefix}:*:reads:*")
     assert int(redis_client.get(key)) == 500
 
 
@@ -281,6 +289,66 @@ def test_a_client_is_refused_early_by_at_most_the_tokens_another_process_holds(m
     statuses = [second.get("/v1/categories").status_code for _ in range(500)]
     assert statuses.index(429) == 495  # refused 4 requests early: the lease - 1 the other holds
     assert [first.get("/v1/categories").status_code for _ in range(5)] == [200] * 4 + [429]
+
+
+def test_what_remains_never_rises_for_a_client_spread_over_processes(make_app):
+    """Each process hears the other's leases, and counts its own unspent tokens as remaining only
+    while it is the one process holding some: ``r`` falls, and is at most the two processes'
+    unspent tokens below what the client has left."""
+    prefix = "test-shared-" + secrets.token_hex(4)
+    clients = [
+        make_app(rate_limit_reads="1200/minute", rate_limit_prefix=prefix).test_client() for _ in range(2)
+    ]
+    order = random.Random(3).choices([0, 1], k=600)
+    seen = [remaining(clients[i].get("/v1/categories")) for i in order]
+    assert seen == sorted(seen, reverse=True)
+    lease = 12
+    assert all(0 <= (1200 - served) - r <= 2 * (lease - 1) for served, r in enumerate(seen, start=1))
+
+
+def test_news_goes_only_to_the_processes_a_client_is_spread_over(make_app, redis_client):
+    prefix = "test-shared-" + secrets.token_hex(4)
+    one, other = (
+        make_app(rate_limit_reads="1200/minute", rate_limit_prefix=prefix).test_client() for _ in range(2)
+    )
+    watcher = redis_client.pubsub(ignore_subscribe_messages=True)
+    watcher.psubscribe(f"{prefix}:news:*")
+    watcher.get_message(timeout=1)
+    alone = [one.get("/v1/categories") for _ in range(30)]
+    assert watcher.get_message(timeout=0.2) is None  # one process: no message at all
+    assert [remaining(r) for r in alone] == list(range(1199, 1169, -1))  # and exact
+    assert remaining(other.get("/v1/categories")) == 1200 - 36 - 12  # the first's 6 unspent count as spent
+    news = watcher.get_message(timeout=1)
+    assert news["data"] == b"48 reads %d ip:127.0.0.1" % (1_700_000_000 // 60)  # to the first process only
+    assert watcher.get_message(timeout=0.2) is None
+    assert remaining(one.get("/v1/categories")) == 1200 - 48  # it heard: its own unspent no longer count
+    watcher.close()
+
+
+def test_without_lease_news_a_process_leases_one_token_at_a_time(make_app, redis_url, monkeypatch):
+    """A Redis that refuses pub/sub (an ACL): no news would reach this process, so it holds nothing."""
+    app = make_app(rate_limit_reads="1200/minute")
+    monkeypatch.setattr(app.extensions[EXTENSION_KEY].leases.news, "channel", lambda: "")
+    client = app.test_client()
+    responses = []
+    assert (
+        script_calls(app, redis_url, lambda: responses.extend(client.get("/v1/categories") for _ in range(5)))
+        == 5
+    )
+    assert [remaining(r) for r in responses] == [1199, 1198, 1197, 1196, 1195]
+
+
+def test_handing_back_never_lowers_a_count(redis_client):
+    """A lease voided by the short window's rollover goes back to the hour, but only as far as the
+    new grant takes it up again: a count that fell would make what remains of the hour rise."""
+    counter = RedisCounter(redis_client, "test-hand-back-" + secrets.token_hex(4))
+    windows, key, now = budget("reads", "x", "1000/second;100000/hour"), ("ip:10.0.0.1", "reads"), 7200.0
+    assert counter.hit(key, windows, now, want=10).counts == (10, 10)
+    assert counter.hit(key, windows, now + 1, want=1000).counts == (1000, 1010)  # another process: all of it
+    grant = counter.hit(key, windows, now + 1, want=10, handed_back=(0, 7))
+    assert (grant.granted, grant.counts) == (0, (1000, 1010))
+    grant = counter.hit(key, windows, now + 2, want=10, handed_back=(0, 7))
+    assert (grant.granted, grant.counts) == (10, (10, 1013))
 
 
 def test_threads_of_one_process_share_leases_and_never_overspend(make_app):
@@ -306,8 +374,8 @@ def test_a_burst_of_concurrent_first_requests_leases_once(make_app, redis_client
     counter = app.extensions[EXTENSION_KEY].counter
     real_hit, arrived = counter.hit, threading.Barrier(20, timeout=10)
 
-    def slow_hit(who, windows, now, want, handed_back):
-        grant = real_hit(who, windows, now, want, handed_back)
+    def slow_hit(key, windows, now, want, handed_back, channel):
+        grant = real_hit(key, windows, now, want, handed_back, channel)
         if want > 1:
             time.sleep(0.2)  # the leader's lease is slow: the other 19 threads ask Redis meanwhile
         return grant
@@ -324,7 +392,7 @@ def test_a_burst_of_concurrent_first_requests_leases_once(make_app, redis_client
         thread.start()
     for thread in threads:
         thread.join(30)
-    (key,) = redis_client.keys(f"{app.config['SHELF'].limits_prefix}:*")
+    (key,) = redis_client.keys(f"{app.config['SHELF'].limits_prefix}:*:reads:*")
     assert 20 <= int(redis_client.get(key)) <= lease_size(budget("reads", "x", "1200/minute")) + 19
 
 
@@ -375,15 +443,17 @@ def test_a_held_lease_is_spent_while_redis_is_down_then_limits_fail_open(
         assert remaining(client.get("/v1/categories", environ_base=from_ip(address))) == 999
     redis_proxy.down()
     held = [client.get("/v1/categories", environ_base=from_ip("10.0.0.1")) for _ in range(9)]
-    assert [remaining(r) for r in held] == list(range(998, 989, -1))
+    # Its lease news is lost too, so another process could lease unheard: the tokens held here no
+    # longer count as remaining, and what remains stays at Redis's last count.
+    assert [remaining(r) for r in held] == [990] * 9
     assert storage_errors(app) == 0
     unlimited = client.get("/v1/categories", environ_base=from_ip("10.0.0.1"))  # lease spent: Redis asked
     assert unlimited.status_code == 200 and "RateLimit" not in unlimited.headers
     assert storage_errors(app) == 1
-    warnings = [line for line in log_records(log_output()) if line["logger"] == "shelf.limits"]
-    assert len(warnings) == 1 and "serving without limits" in warnings[0]["msg"]
+    warnings = [line["msg"] for line in log_records(log_output()) if line["logger"] == "shelf.limits"]
+    assert len(warnings) == 2 and "news lost" in warnings[0] and "serving without limits" in warnings[1]
     # The breaker is open now, yet the other client's lease is still good.
-    assert remaining(client.get("/v1/categories", environ_base=from_ip("10.0.0.2"))) == 998
+    assert remaining(client.get("/v1/categories", environ_base=from_ip("10.0.0.2"))) == 990
 
 
 def test_the_lease_table_stays_bounded():
