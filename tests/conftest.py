@@ -85,6 +85,10 @@ def settings(base_settings, database_url, redis_url) -> Settings:
         recompute_debounce_seconds=0,
         warm_on_start=False,
         secret_key="test-secret-" + secrets.token_hex(8),
+        # View counts reach Redis only when a test flushes or closes an app: the flusher thread of
+        # an app a test left open would land them in whatever a later test keeps in that Redis db
+        # (a popular warm then warms an earlier test's products).
+        popularity_flush_seconds=3600,
     )
 
 
