@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from api import background, create_app
 from catalog import queues
+from catalog.models import CacheOutbox, RecomputeRequest
 from catalog.popularity import POPULARITY_KEY
 from catalog.services import aggregates
 from jobs import context, warming
@@ -544,6 +545,21 @@ def test_periodic_jobs_are_queued_as_json_and_run(queue_app, queue_redis):
         Job.fetch(job.id, connection=queue_redis, serializer=JSONSerializer).is_finished for job in jobs
     )
     assert cron.tick(queue_redis, entries, next_due, now=122.0) == ["drain_outbox", "send_recomputes"]
+
+
+def test_periodic_jobs_that_work_off_rows_wait_for_rows(queue_redis, engine, settings):
+    """An idle catalog queues no drain or replay every ten seconds (each a job and its log lines)."""
+    from jobs import cron
+
+    waiting = cron.rows_waiting(engine)
+    entries, next_due = cron.schedule(), {}
+    assert cron.tick(queue_redis, entries, next_due, now=100.0, waiting=waiting) == ["recompute_all"]
+    with engine.begin() as conn:
+        conn.execute(RecomputeRequest.__table__.insert().values(kind="recompute_all", target="t", args=[]))
+    assert cron.tick(queue_redis, entries, next_due, now=111.0, waiting=waiting) == ["send_recomputes"]
+    unreachable = create_engine(settings.database_url.rsplit("/", 1)[0] + "/no_such_database")
+    assert cron.rows_waiting(unreachable)((CacheOutbox,))  # cannot say: queue it, the job finds out
+    unreachable.dispose()
 
 
 def test_identical_warm_requests_share_the_waiting_job(client, engine, auth, queue_redis):
