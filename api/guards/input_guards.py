@@ -27,6 +27,7 @@ from flask import Flask, current_app, request
 from catalog.config import Settings
 
 from ..errors import problem
+from . import request_guards
 from .auth import client_for
 from .request_guards import BODY_METHODS
 
@@ -159,6 +160,8 @@ def check_json_body() -> None:
     body = request.get_data(cache=True)
     if not body:
         return
+    if request_guards.cut_at_the_limit(body):
+        raise request_guards.too_large()
     if json_depth(body) > MAX_JSON_DEPTH:
         raise invalid(422, "json", [("_", f"Nested deeper than {MAX_JSON_DEPTH} levels.")])
     try:

@@ -8,7 +8,8 @@ the document already refuses gets here. gunicorn refuses request lines over
 its own ``limit_request_line`` (8190, just above this bound plus method and
 version) before the app sees them, in problem+json too (``server_errors``).
 Werkzeug enforces ``MAX_CONTENT_LENGTH`` when the body is read; checking the
-declared length up front answers 413 without reading anything.
+declared length up front answers 413 without reading anything. A chunked body
+declares none: ``cut_at_the_limit`` tells, once it is read, whether there was more.
 """
 
 from __future__ import annotations
@@ -48,12 +49,30 @@ def _is_json(mimetype: str) -> bool:
     )
 
 
+def too_large():
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return problem(413, f"request body is over the {limit}-byte limit")
+
+
+def cut_at_the_limit(body: bytes) -> bool:
+    """Whether a chunked ``body`` (no declared length) was cut short: Werkzeug stops reading one at
+    ``MAX_CONTENT_LENGTH`` without saying so, so a body that fills the limit is checked for one more
+    byte on the connection. An over-long body is then a 413, not a truncated document's 400."""
+    return (
+        request.content_length is None
+        and len(body) >= current_app.config["MAX_CONTENT_LENGTH"]
+        and bool(request.environ["wsgi.input"].read(1))
+    )
+
+
 def check_body() -> None:
     if request.routing_exception is not None:
         return  # an unknown path or method answers 404/405, whatever the body
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise problem(413, f"request body is over the {limit}-byte limit")
+    if (
+        request.content_length is not None
+        and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]
+    ):
+        raise too_large()
     if request.method in BODY_METHODS and not _is_json(request.mimetype):
         raise problem(415, "send the request body as application/json")
 

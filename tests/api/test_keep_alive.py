@@ -107,6 +107,11 @@ def test_a_chunked_body_running_past_the_limit_closes_the_connection(server):
     assert answer_then_next(server, headers, chunks) == (415, "close", 200, False)
 
 
+def test_a_chunked_json_body_over_the_limit_is_413_and_closes_the_connection(server):
+    chunks = (OVER_LIMIT[i : i + 65536] for i in range(0, len(OVER_LIMIT), 65536))
+    assert answer_then_next(server, {**TOKEN, **JSON}, chunks) == (413, "close", 200, False)
+
+
 def test_a_client_that_stops_sending_its_body_is_answered_and_closed(server):
     """The body is read for a bounded time only: a stalled client does not hold a thread."""
     host, port = server.removeprefix("http://").split(":")

@@ -3,6 +3,9 @@ every path, and the document says so."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 
 from api.guards.request_guards import MAX_TARGET_BYTES
@@ -42,3 +45,33 @@ def test_every_operation_documents_the_414(client):
     assert all("414" in op["responses"] for op in operations)
     assert str(MAX_TARGET_BYTES) in spec["components"]["responses"]["REQUEST_URI_TOO_LONG"]["description"]
     assert f"at most {MAX_TARGET_BYTES} bytes" in spec["info"]["description"]
+
+
+def chunked_post(client, auth, body: bytes):
+    """A POST whose body arrives chunked, as gunicorn hands one on: no declared length."""
+    return client.post(
+        "/v1/products",
+        input_stream=io.BytesIO(body),
+        headers={**auth, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def name_of_length(total: int) -> bytes:
+    """A product document of exactly ``total`` bytes."""
+    return json.dumps({"name": "x" * (total - len('{"name": ""}'))}).encode()
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_a_truncated_documents_400(app, client, auth):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = chunked_post(client, auth, name_of_length(limit + 1))
+    assert response.status_code == 413 and response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"] == f"request body is over the {limit}-byte limit"
+
+
+@pytest.mark.parametrize("over", [0, -1000])
+def test_a_chunked_body_within_the_limit_is_read_whole(app, client, auth, over):
+    body = name_of_length(app.config["MAX_CONTENT_LENGTH"] + over)
+    response = chunked_post(client, auth, body)
+    assert response.status_code == 422  # the view's schema read it all: the name is too long
+    assert "name" in {error["field"] for error in response.get_json()["errors"]}
