@@ -12,6 +12,8 @@ import pytest
 
 from loadtest.edge_bench import StaleChecker
 
+pytestmark = pytest.mark.system  # seconds of real schedule each: the benchmark's machinery, not Shelf's
+
 PATHS = [f"/v1/products/{n}" for n in range(1, 6)]
 
 
