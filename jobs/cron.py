@@ -10,10 +10,11 @@
 Each is queued at start and then every interval, debounced like any job (one
 waits per kind, so several of these loops, or a slow worker, never pile them
 up). The two that work off rows are queued only when their tables hold some:
-an idle catalog then costs two ``EXISTS`` queries every interval instead of two
-jobs and their eight worker log lines. While the queue's Redis is unreachable the loop logs it and tries again
-every ``RETRY_SECONDS`` (not a whole interval later: the hourly backstop must
-not skip an hour for a ten-second outage), and never exits for it.
+an idle catalog then costs an ``EXISTS`` query per table every interval instead
+of two jobs and their eight worker log lines. While the queue's Redis is
+unreachable the loop logs it and tries again every ``RETRY_SECONDS`` (not a
+whole interval later: the hourly backstop must not skip an hour for a
+ten-second outage), and never exits for it.
 
 Written by hand rather than ``rq cron``: rq 3.0's cron builds its queue
 without the serializer it is given, so it queues pickles that a JSON worker

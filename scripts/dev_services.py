@@ -96,9 +96,6 @@ def data_root() -> Path:
 # -- processes and ports -------------------------------------------------------------------------
 
 
-pid_alive = local_servers.pid_alive
-
-
 def port_open(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1)
@@ -122,10 +119,10 @@ def free_port(preferred: int | None = None, host: str = HOST) -> int:
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not local_servers.pid_alive(pid):
             return True
         time.sleep(0.05)
-    return not pid_alive(pid)
+    return not local_servers.pid_alive(pid)
 
 
 def terminate(pid: int, first: signal.Signals, popen: subprocess.Popen | None = None) -> None:
@@ -175,7 +172,7 @@ class State:
 
     def clients(self, name: str) -> list[int]:
         """Live pids using server ``name``; dead ones (a crashed run) are dropped."""
-        live = [pid for pid in self.data["clients"].get(name, []) if pid_alive(pid)]
+        live = [pid for pid in self.data["clients"].get(name, []) if local_servers.pid_alive(pid)]
         self.data["clients"][name] = live
         return live
 
@@ -184,7 +181,8 @@ class State:
 
     def add_command(self, pid: int, argv: list[str], exports: dict[str, str]) -> None:
         """Record what ``pid`` runs and the URLs it got, for a CLI in another shell (api.local_servers)."""
-        live = {key: entry for key, entry in self.data["commands"].items() if pid_alive(int(key))}
+        commands = self.data["commands"].items()
+        live = {key: entry for key, entry in commands if local_servers.pid_alive(int(key))}
         self.data["commands"] = {**live, str(pid): {"argv": argv, "exports": exports}}
 
     def remove_command(self, pid: int) -> None:
@@ -356,7 +354,7 @@ class Postgres:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        if pid_alive(pid) and port_open(port):
+        if local_servers.pid_alive(pid) and port_open(port):
             return pid, port
         return None
 
@@ -470,7 +468,7 @@ class Valkey:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        if self.port and pid_alive(pid) and self.ping():
+        if self.port and local_servers.pid_alive(pid) and self.ping():
             return pid, self.port
         return None
 
